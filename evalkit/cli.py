@@ -1,0 +1,149 @@
+"""The command line: thin wrappers that parse, call the library and print.
+
+Exit 0 on success; 1 on a design or data problem, with one line
+``error: <file>[:<key or row>]: <what>; <fix>`` and no traceback; 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EvalkitError
+
+
+def _friendly(command):
+    """Turn every problem into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except EvalkitError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; nothing was written", err=True)
+            sys.exit(1)
+        except Exception as exc:  # a bug of ours: still one line, never a traceback
+            if os.environ.get("EVALKIT_DEBUG"):
+                raise
+            text = " ".join(str(exc).split())[:300]
+            click.echo(f"error: evalkit: internal error ({type(exc).__name__}: {text}); "
+                       "please report it with the design file (set EVALKIT_DEBUG=1 for details)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalkit")
+def main():
+    """Evaluate interagency interventions for missing children."""
+
+
+@main.command()
+@click.argument("design", type=click.Path(dir_okay=False, path_type=Path))
+@_friendly
+def validate(design):
+    """Check DESIGN and its data; print a data summary. Fits nothing."""
+    from .data import load_data
+    from .design import load_design
+    from .pipeline import check_plan
+    from .summary import summarize
+
+    loaded = load_design(design)
+    check_plan(loaded)
+    data = load_data(loaded)
+    click.echo(summarize(loaded, data))
+    click.echo("ok: the design and its data are valid")
+
+
+@main.command()
+@click.argument("design", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [reports/out/<design file stem>/].")
+@_friendly
+def run(design, out_dir):
+    """Fit every analysis in DESIGN's plan; write report.html and results.json."""
+    from .design import load_design
+    from .pipeline import run as run_plan
+    from .report.render import render_html
+    from .results import write_atomic
+
+    loaded = load_design(design)
+    command = "evalkit run " + shlex.quote(str(design)) + ("" if out_dir is None else f" --out {shlex.quote(str(out_dir))}")
+    out_dir = out_dir or Path("reports") / "out" / design.stem
+    results = run_plan(loaded, command=command)
+    # both files are rendered in memory first: a failure leaves nothing half-written
+    json_text = results.to_json_text()
+    html = render_html(results)
+    _check_writable(out_dir)
+    write_atomic(out_dir / "results.json", json_text)
+    write_atomic(out_dir / "report.html", html)
+    click.echo(results.evidence.get("headline", ""))
+    click.echo(f"wrote {out_dir / 'report.html'} and {out_dir / 'results.json'}")
+
+
+def _check_writable(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EvalkitError(str(out_dir), "exists and is not a folder", "choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalkitError(str(out_dir), f"cannot create the output folder ({exc.strerror})", "choose another --out") from None
+    if not os.access(out_dir, os.W_OK):
+        raise EvalkitError(str(out_dir), "the output folder is not writable", "choose another --out")
+
+
+@main.command()
+@click.argument("results_path", metavar="RESULTS", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The HTML file to write [report.html beside RESULTS].")
+@_friendly
+def report(results_path, out_file):
+    """Re-render a report from RESULTS (a results.json) without refitting."""
+    from .report.render import render_html
+    from .results import load_results, write_atomic
+
+    results = load_results(results_path)
+    html = render_html(results)
+    target = out_file or results_path.with_name("report.html")
+    write_atomic(target, html)
+    click.echo(f"wrote {target}")
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["spoc-rollout", "sicily-smoking-ban"]))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write the design and data to [./<name>].")
+@click.option("--seed", type=int, default=None, help="Seed for a simulated example [the example's own].")
+@_friendly
+def example(name, out_dir, seed):
+    """Write a shipped example (design file and data) to a folder."""
+    from .examples import write_example
+
+    out_dir = out_dir or Path(name)
+    design_path = write_example(name, out_dir, seed=seed)
+    click.echo(f"wrote {design_path}; run it with: evalkit run {shlex.quote(str(design_path))}")
+
+
+@main.command()
+@_friendly
+def schema():
+    """Print the design file's JSON Schema (for editors)."""
+    from .design import design_json_schema
+
+    click.echo(design_json_schema())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

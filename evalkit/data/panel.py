@@ -1,0 +1,105 @@
+"""Panel layout (one row per unit and period) and period columns shared with exposure files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EvalkitError
+from ..periods import FREQUENCIES
+from .episodes import coerce_unit_ids
+from .sources import first_bad, row_label
+
+
+def parse_period_column(raw: pd.DataFrame, time_columns: list[str], frequency: str, where: str,
+                        allow_year_only: bool = False) -> tuple[pd.Series, bool]:
+    """Parse a period from one column (date, ``YYYY-MM``, ``2021Q2``, year) or [year, month].
+
+    Returns the periods and whether they are whole years given for a finer frequency
+    (an annual exposure to be spread over the months or quarters of each year).
+    """
+    kind = raw.attrs.get("kind", "csv")
+    freq = FREQUENCIES[frequency]
+    if len(time_columns) == 2:
+        year = _integers(raw[time_columns[0]], where, time_columns[0], kind)
+        sub = _integers(raw[time_columns[1]], where, time_columns[1], kind)
+        top = 12 if frequency == "month" else 4
+        bad = first_bad(pd.Series((sub < 1) | (sub > top)))
+        if bad is not None:
+            raise EvalkitError(where, f"'{sub[bad]}' in column '{time_columns[1]}' is not 1-{top}",
+                               "check the column", key=row_label(bad, kind))
+        if frequency == "month":
+            periods = pd.PeriodIndex.from_fields(year=year, month=sub, freq="M")
+        else:
+            periods = pd.PeriodIndex.from_fields(year=year, quarter=sub, freq="Q")
+        return pd.Series(periods.asfreq(freq, how="start"), index=raw.index), False
+    column = time_columns[0]
+    values = raw[column]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.Series(values.dt.to_period(freq), index=raw.index), False
+    text = values.astype("string").str.strip()
+    if text.str.fullmatch(r"\d{4}").fillna(False).all():
+        years = text.astype("int64").to_numpy()
+        periods = pd.PeriodIndex.from_fields(year=years, freq="Y")
+        if frequency == "year":
+            return pd.Series(periods, index=raw.index), False
+        if allow_year_only:
+            return pd.Series(periods, index=raw.index), True
+        raise EvalkitError(where, f"column '{column}' holds years but the data are by {frequency}",
+                           "give a date or YYYY-MM, or map time to [year, month]")
+    quarter = text.str.fullmatch(r"\d{4}-?[Qq][1-4]").fillna(False)
+    parsed = pd.Series(pd.NaT, index=raw.index, dtype=f"period[{freq}]")
+    if quarter.any():
+        q = text[quarter].str.replace("-", "", regex=False).str.upper()
+        parsed[quarter] = pd.PeriodIndex(q.tolist(), freq="Q").asfreq(freq, how="start")
+    rest = ~quarter
+    stamps = pd.to_datetime(text[rest], errors="coerce", format="mixed")
+    parsed[rest] = stamps.dt.to_period(freq)
+    bad = first_bad(parsed.isna())
+    if bad is not None:
+        raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' is not a period",
+                           "write periods as YYYY-MM (or a date, 2021Q2, or a year)", key=row_label(bad, kind))
+    return parsed, False
+
+
+def _integers(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
+    numbers = pd.to_numeric(values.replace("", np.nan) if values.dtype == object else values, errors="coerce")
+    bad = first_bad(numbers.isna() | (numbers != np.floor(numbers)))
+    if bad is not None:
+        raise EvalkitError(where, f"'{values.iloc[bad]}' in column '{column}' is not a whole number",
+                           "check the column", key=row_label(bad, kind))
+    return numbers.astype("int64").to_numpy()
+
+
+def numeric_column(values: pd.Series, where: str, column: str, kind: str, allow_missing: bool = False) -> np.ndarray:
+    """A numeric column; a non-number is an error naming its row."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+        text_missing = numbers.isna()
+    else:
+        text = values.astype("string").str.strip()
+        text_missing = text.isna() | (text == "") | text.str.lower().isin(["na", "nan", "null"])
+        numbers = pd.to_numeric(text.where(~text_missing), errors="coerce").astype("float64")
+        bad = first_bad(numbers.isna() & ~text_missing)
+        if bad is not None:
+            raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' is not a number",
+                               "correct the value", key=row_label(bad, kind))
+    if not allow_missing:
+        bad = first_bad(numbers.isna())
+        if bad is not None:
+            raise EvalkitError(where, f"column '{column}' is missing a value", "fill it in or drop the row",
+                               key=row_label(bad, kind))
+    bad = first_bad(pd.Series(np.isinf(numbers.to_numpy())))
+    if bad is not None:
+        raise EvalkitError(where, f"column '{column}' holds an infinite value", "correct the value", key=row_label(bad, kind))
+    return numbers.to_numpy()
+
+
+def unit_column(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(values):
+        return values.to_numpy()
+    text = values.astype("string").str.strip()
+    bad = first_bad(text.isna() | (text == ""))
+    if bad is not None:
+        raise EvalkitError(where, f"column '{column}' is empty", "every row needs its unit", key=row_label(bad, kind))
+    return coerce_unit_ids(text).to_numpy()

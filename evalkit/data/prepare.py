@@ -1,0 +1,293 @@
+"""From a design to analysis-ready data: load, validate, derive outcomes, attach exposure
+and adoption.
+
+The result, :class:`AnalysisData`, is what every estimator receives: a zero-filled
+unit-by-period panel of outcomes (and exposure), the per-episode durations, and the
+adoption period of each unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..design import Design
+from ..errors import EvalkitError, did_you_mean
+from ..periods import FREQUENCIES
+from .episodes import derive_counts, mark_repeats, validate_episodes
+from .panel import numeric_column, parse_period_column, unit_column
+from .sources import first_bad, read_table, row_label, sha256_of
+
+
+@dataclass
+class AnalysisData:
+    """Validated data for the plan.
+
+    Attributes
+    ----------
+    panel : DataFrame
+        One row per unit and period (zero-filled): ``unit``, ``period``, every outcome
+        declared in the design, and ``exposure`` when one is declared.
+    episodes : DataFrame or None
+        Episodes reported inside the window (episodes layout only), with
+        ``hours_to_found`` and ``censored``.
+    adoption : dict
+        Unit -> adoption period, for every treated unit; units absent never adopt.
+    """
+
+    panel: pd.DataFrame
+    periods: pd.PeriodIndex
+    units: list
+    adoption: dict
+    comparison_units: list
+    episodes: pd.DataFrame | None = None
+    sha256: str = ""
+    rows: int = 0
+    censored: int = 0
+    sources: list = field(default_factory=list)
+
+    @property
+    def treated_units(self) -> list:
+        return [u for u in self.units if u in self.adoption]
+
+    @property
+    def has_exposure(self) -> bool:
+        return "exposure" in self.panel
+
+
+def _column_list(value) -> list[str]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def load_data(design: Design) -> AnalysisData:
+    """Load and validate the design's data.
+
+    Raises
+    ------
+    EvalkitError
+        Naming the file and row (or design key) at fault.
+    """
+    spec = design.data
+    source_path = design.resolve(spec.source)
+    where = spec.source
+    columns = dict(spec.columns)
+    if spec.layout == "episodes":
+        needed = [columns[r] for r in columns if r in ("unit", "reported_at", "found_at", "person", "episode",
+                                                        "age", "sex", "looked_after", "risk")]
+        raw = read_table(source_path, where, needed, "data.source")
+        episodes = validate_episodes(raw, columns, where, design.extracted_at)
+        panel, periods, units, episodes = _episodes_to_panel(design, episodes, where)
+        rows = len(raw)
+    else:
+        needed = _column_list(columns["time"])
+        if "unit" in columns:
+            needed.append(columns["unit"])
+        if "exposure" in columns:
+            needed.append(columns["exposure"])
+        needed += [o.column for o in design.outcomes if o.column]
+        if design.units.adoption_column:
+            needed.append(design.units.adoption_column)
+        raw = read_table(source_path, where, needed, "data.source")
+        panel, periods, units = _validate_panel(design, raw, where)
+        episodes = None
+        rows = len(raw)
+    sources = [source_path]
+    if spec.exposure is not None:
+        panel, exposure_path = _attach_exposure(design, panel)
+        sources.append(exposure_path)
+    adoption = _adoption(design, panel, units, periods, raw if spec.layout == "panel" else None)
+    comparison = _comparison_units(design, units, adoption)
+    return AnalysisData(
+        panel=panel, periods=periods, units=units, adoption=adoption, comparison_units=comparison,
+        episodes=episodes, sha256=sha256_of(sources), rows=rows,
+        censored=int(episodes["censored"].sum()) if episodes is not None else 0,
+        sources=[str(p) for p in sources],
+    )
+
+
+def _window(design: Design, observed: pd.Series) -> pd.PeriodIndex:
+    freq = FREQUENCIES[design.data.frequency]
+    if design.data.window is not None:
+        start = design.period(design.data.window.start, "data.window.start")
+        end = design.period(design.data.window.end, "data.window.end")
+    else:
+        start, end = observed.min(), observed.max()
+    return pd.period_range(start, end, freq=freq)
+
+
+def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
+    freq = FREQUENCIES[design.data.frequency]
+    episodes["repeat"] = mark_repeats(episodes).to_numpy()
+    episodes["period"] = episodes["reported_at"].dt.to_period(freq)
+    periods = _window(design, episodes["period"])
+    inside = (episodes["period"] >= periods[0]) & (episodes["period"] <= periods[-1])
+    if not inside.any():
+        raise EvalkitError(where, f"no episode is reported inside the window {periods[0]}..{periods[-1]}",
+                           "check data.window against the dates in the file", key=None)
+    episodes = episodes.loc[inside].reset_index(drop=True)
+    units = sorted(episodes["unit"].unique().tolist(), key=_unit_sort_key)
+    for outcome in design.outcomes:
+        if outcome.measure == "count" and (outcome.derive or outcome.name) in ("persons", "repeat_reports") \
+                and "person" not in episodes:
+            raise EvalkitError(design.where, f"outcome '{outcome.name}' needs a person column",
+                               "map data.columns.person to the child identifier column", key="data.columns")
+    counts = derive_counts(episodes, units, periods)
+    panel = counts[["unit", "period"]].copy()
+    for outcome in design.outcomes:
+        if outcome.measure == "count":
+            panel[outcome.name] = counts[outcome.derive or outcome.name].to_numpy()
+    return panel, periods, units, episodes
+
+
+def _unit_sort_key(unit):
+    return (0, unit, "") if isinstance(unit, (int, np.integer)) else (1, 0, str(unit))
+
+
+def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
+    kind = raw.attrs.get("kind", "csv")
+    columns = design.data.columns
+    periods_col, _ = parse_period_column(raw, _column_list(columns["time"]), design.data.frequency, where)
+    panel = pd.DataFrame({"row": np.arange(len(raw))})
+    panel["unit"] = unit_column(raw[columns["unit"]], where, columns["unit"], kind) if "unit" in columns else "series"
+    panel["period"] = periods_col.to_numpy()
+    dup = first_bad(pd.Series(panel.duplicated(["unit", "period"]).to_numpy()))
+    if dup is not None:
+        raise EvalkitError(where, f"unit '{panel['unit'].iloc[dup]}' has period {panel['period'].iloc[dup]} twice",
+                           "keep one row per unit and period", key=row_label(dup, kind))
+    for outcome in design.outcomes:
+        values = numeric_column(raw[outcome.column], where, outcome.column, kind, allow_missing=outcome.measure == "continuous")
+        if outcome.measure == "count":
+            bad = first_bad(pd.Series(values < 0))
+            if bad is not None:
+                raise EvalkitError(where, f"count '{outcome.column}' is negative ({values[bad]:g})",
+                                   "counts must be 0 or more", key=row_label(bad, kind))
+        panel[outcome.name] = values
+    if "exposure" in columns:
+        panel["exposure"] = numeric_column(raw[columns["exposure"]], where, columns["exposure"], kind)
+        _check_exposure(panel["exposure"].to_numpy(), where, columns["exposure"], kind)
+    periods = _window(design, panel["period"])
+    panel = panel[(panel["period"] >= periods[0]) & (panel["period"] <= periods[-1])]
+    units = sorted(panel["unit"].unique().tolist(), key=_unit_sort_key)
+    grid = pd.MultiIndex.from_product([units, periods], names=["unit", "period"])
+    indexed = panel.set_index(["unit", "period"])
+    missing = grid.difference(indexed.index)
+    if len(missing) and any(o.measure == "count" for o in design.outcomes):
+        unit, period = missing[0]
+        raise EvalkitError(where, f"unit '{unit}' has no row for period {period}",
+                           "add the row (with 0 for a period with no reports) or narrow data.window")
+    panel = indexed.reindex(grid).reset_index()
+    return panel.drop(columns="row"), periods, units
+
+
+def _check_exposure(values: np.ndarray, where: str, column: str, kind: str) -> None:
+    bad = first_bad(pd.Series(~(values > 0)))
+    if bad is not None:
+        raise EvalkitError(where, f"exposure '{column}' is {values[bad]:g}, but it must be above 0",
+                           "correct the denominator or leave exposure out", key=row_label(bad, kind))
+
+
+def _attach_exposure(design: Design, panel: pd.DataFrame):
+    spec = design.data.exposure
+    path = design.resolve(spec.source)
+    where = spec.source
+    cols = spec.columns
+    time_cols = _column_list(cols.get("time")) if cols.get("time") else []
+    needed = time_cols + ([cols["unit"]] if "unit" in cols else []) + [cols["value"]]
+    raw = read_table(path, where, needed, "data.exposure.source")
+    kind = raw.attrs.get("kind", "csv")
+    value = numeric_column(raw[cols["value"]], where, cols["value"], kind)
+    _check_exposure(value, where, cols["value"], kind)
+    table = pd.DataFrame({"exposure": value})
+    table["unit"] = unit_column(raw[cols["unit"]], where, cols["unit"], kind) if "unit" in cols else "series"
+    if not time_cols:
+        raise EvalkitError(design.where, "exposure needs a time column", "add data.exposure.columns.time (a year or a period)",
+                           key="data.exposure.columns")
+    times, yearly = parse_period_column(raw, time_cols, design.data.frequency, where, allow_year_only=True)
+    table["time"] = times.to_numpy()
+    dup = first_bad(pd.Series(table.duplicated(["unit", "time"]).to_numpy()))
+    if dup is not None:
+        raise EvalkitError(where, f"unit '{table['unit'].iloc[dup]}' has time {table['time'].iloc[dup]} twice",
+                           "keep one row per unit and time", key=row_label(dup, kind))
+    if "unit" in cols:
+        panel_units = {str(u): u for u in panel["unit"].unique()}
+        table["unit"] = [panel_units.get(str(u), u) for u in table["unit"]]
+    else:
+        table = table.drop(columns="unit")
+    key = ["unit"] if "unit" in cols else []
+    if yearly:
+        panel = panel.assign(time=panel["period"].map(lambda p: p.asfreq("Y")))
+    else:
+        panel = panel.assign(time=panel["period"])
+    merged = panel.merge(table, on=key + ["time"], how="left", validate="many_to_one")
+    bad = first_bad(merged["exposure"].isna())
+    if bad is not None:
+        unit = merged["unit"].iloc[bad]
+        raise EvalkitError(where, f"no exposure for unit '{unit}' in {merged['time'].iloc[bad]}",
+                           "add that row to the exposure file or leave exposure out")
+    return merged.drop(columns="time"), path
+
+
+def _match_unit(name, units: list, where: str, key: str):
+    by_text = {str(u): u for u in units}
+    if name in units:
+        return name
+    if str(name) in by_text:
+        return by_text[str(name)]
+    raise EvalkitError(where, f"unit '{name}' is not in the data{did_you_mean(str(name), list(by_text))}",
+                       "check the spelling against the data's unit column", key=key)
+
+
+def _adoption(design: Design, panel: pd.DataFrame, units: list, periods: pd.PeriodIndex, raw) -> dict:
+    adoption: dict = {}
+    if "unit" not in design.data.columns and design.data.layout == "panel":
+        adoption["series"] = design.period(design.intervention.start, "intervention.start")
+    if design.units.treated:
+        start = design.period(design.intervention.start, "intervention.start")
+        for name in design.units.treated:
+            adoption[_match_unit(name, units, design.where, "units.treated")] = start
+    for name, value in design.units.adoption.items():
+        unit = _match_unit(name, units, design.where, f"units.adoption.{name}")
+        adoption[unit] = design.period(value, f"units.adoption.{name}")
+    if design.units.adoption_column:
+        adoption.update(_adoption_from_column(design, panel, raw))
+    for unit, period in adoption.items():
+        if period <= periods[0]:
+            raise EvalkitError(design.where, f"unit '{unit}' adopts at {period}, so the data have no pre-period before it",
+                               f"the data start at {periods[0]}: extend data.window back or check the adoption date",
+                               key="units")
+        if period > periods[-1]:
+            raise EvalkitError(design.where, f"unit '{unit}' adopts at {period}, after the data end ({periods[-1]}): no post-period",
+                               "extend data.window or check the adoption date", key="units")
+    return adoption
+
+
+def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
+    column = design.units.adoption_column
+    where = design.data.source
+    kind = raw.attrs.get("kind", "csv")
+    values = raw[column].astype("string").str.strip()
+    never = values.isna() | values.isin(["", "0", "0.0", "NA", "nan"])
+    result: dict = {}
+    unit_values = unit_column(raw[design.data.columns["unit"]], where, design.data.columns["unit"], kind)
+    for position in np.flatnonzero(~never.to_numpy()):
+        text = values.iloc[position]
+        text = text[:-2] if text.endswith(".0") else text
+        try:
+            period = design.period(text, f"units.adoption_column ({row_label(position, kind)})")
+        except EvalkitError:
+            raise EvalkitError(where, f"'{text}' in column '{column}' is not an adoption period",
+                               "write the period (e.g. 2021-04 or 2004), or 0/empty for never", key=row_label(position, kind)) from None
+        unit = unit_values[position]
+        if unit in result and result[unit] != period:
+            raise EvalkitError(where, f"unit '{unit}' has two adoption periods ({result[unit]} and {period})",
+                               "give each unit one adoption period", key=row_label(position, kind))
+        result[unit] = period
+    return result
+
+
+def _comparison_units(design: Design, units: list, adoption: dict) -> list:
+    if design.units.comparison == "all_untreated":
+        return [u for u in units if u not in adoption]
+    return [_match_unit(name, units, design.where, "units.comparison") for name in design.units.comparison]

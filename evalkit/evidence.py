@@ -1,0 +1,161 @@
+"""How strong the evidence is, and the headline in plain words: pure functions of results.
+
+Design level on the Maryland Scientific Methods Scale, certainty and verb on a GRADE-style
+ladder, as DOMAIN.md ("Evidence strength") sets out.
+"""
+
+from __future__ import annotations
+
+from .results import Check, Estimate
+
+SCALE_NAME = "Maryland Scientific Methods Scale (What Works Centre for Local Economic Growth version, 2016)"
+
+#: design level of each method, before any check lowers it, with its plain label
+METHOD_LEVEL = {
+    "its": (2, "trend-adjusted before and after: cannot rule out other changes at the same time"),
+    "controlled_its": (3, "compared with similar areas"),
+    "did": (3, "compared with similar areas"),
+    "staggered_did": (3, "compared with similar areas, with adoption at different dates"),
+    "synthetic_control": (3, "compared with a weighted blend of similar areas"),
+    "survival_did": (3, "compared with similar areas"),
+}
+
+LEVEL_MEANING = {
+    1: "a simple association, with no comparison",
+    2: "before and after only: cannot rule out other causes",
+    3: "compared with similar areas that did not change",
+    4: "compared with similar areas, where timing was as good as random",
+    5: "randomised rollout",
+}
+
+#: the estimand that carries each method's headline
+HEADLINE_ESTIMAND = {
+    "its": "cumulative_effect",
+}
+
+#: checks whose failure lowers the design level (pre-trends, placebo tests)
+LEVEL_CHECKS = ("pre_trends", "placebo")
+
+VERBS = {
+    "high": ("reduced", "increased"),
+    "moderate": ("probably reduced", "probably increased"),
+    "low": ("may have reduced", "may have increased"),
+    "very low": ("the evidence is very uncertain", "the evidence is very uncertain"),
+}
+
+
+def _concerns(checks: list[Check], method: str, outcome: str) -> list[Check]:
+    return [c for c in checks if c.status in ("warn", "fail") and c.method in (method, None)
+            and c.outcome in (outcome, None)]
+
+
+def design_level(method: str, checks: list[Check], outcome: str, concurrent: list | None = None) -> tuple[int, list[str]]:
+    """The level on the scale for one analysis, and the reasons it was lowered."""
+    level, _ = METHOD_LEVEL.get(method, (2, ""))
+    reasons = []
+    failed = [c for c in checks if c.name in LEVEL_CHECKS and c.status == "fail" and c.method == method
+              and c.outcome == outcome]
+    if failed:
+        reasons.append(f"{failed[0].name.replace('_', ' ')} check failed")
+    if concurrent:
+        reasons.append(f"a concurrent change overlaps the intervention ({concurrent[0]})")
+    return max(1, level - (1 if reasons else 0)), reasons
+
+
+def certainty(level: int, concerns: list[Check]) -> str:
+    if level >= 5 and not concerns:
+        return "high"
+    if level >= 3 and not concerns:
+        return "moderate"
+    if level >= 2:
+        return "low"
+    return "very low"
+
+
+def _percent(x: float) -> str:
+    return f"{abs(x) * 100:.0f}%"
+
+
+def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate, cert: str,
+                      per_year: float | None, per_year_unit: str) -> str:
+    """The headline in plain words; never "caused"; the interval as a likely range."""
+    if estimate.scale != "ratio":
+        return _difference_sentence(intervention, outcome_label, estimate, cert)
+    change = estimate.estimate - 1.0
+    low, high = estimate.ci_low - 1.0, estimate.ci_high - 1.0
+    if low <= 0 <= high:
+        return (f"{intervention}: little or no clear difference in {outcome_label}; the data are consistent "
+                f"with anything from {_range_end(low)} to {_range_end(high)}.")
+    down = change < 0
+    verb = VERBS[cert][0 if down else 1]
+    direction = "fewer" if down else "more"
+    likely = f"likely range {_percent(min(abs(low), abs(high)))} to {_percent(max(abs(low), abs(high)))} {direction}"
+    absolute = ""
+    if per_year is not None and abs(per_year) >= 0.5:
+        absolute = f", about {_round_for_prose(abs(per_year))} {direction} {per_year_unit} a year"
+    if cert == "very low":
+        return (f"{intervention}: the evidence is very uncertain; {outcome_label} changed by about "
+                f"{_percent(change)} ({likely}){absolute}.")
+    return (f"{intervention} {verb} {outcome_label} by about {_percent(change)} ({likely}){absolute}.")
+
+
+def _range_end(x: float) -> str:
+    if abs(x) < 0.005:
+        return "no change"
+    return f"a {_percent(x)} {'fall' if x < 0 else 'rise'}"
+
+
+def _difference_sentence(intervention, outcome_label, estimate, cert) -> str:
+    if estimate.ci_low <= 0 <= estimate.ci_high:
+        return (f"{intervention}: little or no clear difference in {outcome_label}; the data are consistent with "
+                f"anything from {estimate.ci_low:+.3g} to {estimate.ci_high:+.3g}.")
+    down = estimate.estimate < 0
+    verb = VERBS[cert][0 if down else 1]
+    if cert == "very low":
+        verb = "the evidence is very uncertain, but may have changed"
+    return (f"{intervention} {verb} {outcome_label} by about {abs(estimate.estimate):.3g} "
+            f"(likely range {estimate.ci_low:+.3g} to {estimate.ci_high:+.3g}).")
+
+
+def _round_for_prose(x: float) -> str:
+    if x >= 100:
+        return f"{round(x, -1):,.0f}"
+    if x >= 10:
+        return f"{x:,.0f}"
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def assess(estimates: list[Estimate], checks: list[Check], analyses: list, primary_outcome: str,
+           intervention: str, outcome_labels: dict, concurrent: list | None = None) -> dict:
+    """Evidence for the run: design level, certainty, verb and headline of the primary outcome.
+
+    The headline comes from the strongest analysis of the primary outcome (highest design
+    level; the first declared among equals).
+    """
+    candidates = [a for a in analyses if a.outcome == primary_outcome and a.method in HEADLINE_ESTIMAND] or \
+                 [a for a in analyses if a.method in HEADLINE_ESTIMAND]
+    if not candidates:
+        return {"design_level": None, "certainty": "very low", "headline": "No analysis gives a headline.",
+                "scale": SCALE_NAME}
+    best = max(candidates, key=lambda a: METHOD_LEVEL.get(a.method, (0, ""))[0])
+    level, reasons = design_level(best.method, checks, best.outcome, concurrent)
+    concerns = _concerns(checks, best.method, best.outcome)
+    cert = certainty(level, concerns)
+    estimand = HEADLINE_ESTIMAND[best.method]
+    estimate = next(e for e in estimates if e.method == best.method and e.outcome == best.outcome and e.estimand == estimand)
+    per_year = estimate.details.get("per_year")
+    label = outcome_labels.get(best.outcome, best.outcome)
+    headline = headline_sentence(intervention, label, estimate, cert, per_year, label)
+    return {
+        "design_level": level,
+        "design_level_label": METHOD_LEVEL.get(best.method, (level, ""))[1],
+        "level_meaning": LEVEL_MEANING[level],
+        "lowered_because": reasons,
+        "scale": SCALE_NAME,
+        "certainty": cert,
+        "concerns": [f"{c.name}: {c.detail}" for c in concerns],
+        "headline": headline,
+        "headline_method": best.method,
+        "headline_outcome": best.outcome,
+        "headline_estimand": estimand,
+    }
