@@ -39,8 +39,7 @@ def parse_period_column(raw: pd.DataFrame, time_columns: list[str], frequency: s
         return pd.Series(values.dt.to_period(freq), index=raw.index), False
     text = values.astype("string").str.strip()
     if text.str.fullmatch(r"\d{4}").fillna(False).all():
-        years = text.astype("int64").to_numpy()
-        periods = pd.PeriodIndex.from_fields(year=years, freq="Y")
+        periods = pd.PeriodIndex(pd.to_datetime(text.tolist(), format="%Y").to_period("Y"))
         if frequency == "year":
             return pd.Series(periods, index=raw.index), False
         if allow_year_only:

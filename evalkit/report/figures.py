@@ -7,6 +7,7 @@ metadata and text kept as text (no embedded glyphs).
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib
 
@@ -33,7 +34,7 @@ def _to_svg(fig, title: str) -> str:
     plt.close(fig)
     svg = buffer.getvalue()
     start = svg.find("<svg")
-    svg = svg[start:]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg[start:], flags=re.S)
     # an accessible name for screen readers; the figure is decorative otherwise
     return svg.replace("<svg ", f'<svg role="img" aria-label="{_escape(title)}" ', 1)
 
