@@ -1,0 +1,107 @@
+"""Shipped examples: `evalkit example NAME --out DIR` writes a design file and its data."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from .errors import EvalkitError
+from .results import write_atomic
+
+SPOC_SEED = 20240510
+
+SPOC_DESIGN = """\
+# A synthetic staggered rollout of a single point of contact (SPOC) between the police and
+# children's social care across 13 small force areas (evalkit.data.synthetic, seed below).
+# Planted truth (truth.json beside the data): 12% fewer reports (rate ratio 0.88), phased in
+# over 3 months; hazard of being found 1.25 times higher.
+evalkit: 1
+title: Single point of contact with children's social care, northern forces (synthetic example)
+intervention:
+  name: The single point of contact (SPOC)
+  mechanism: single_point_of_contact
+  description: A named liaison in children's social care for every live missing-child case.
+  start: 2021-04
+  transition: 3
+  annual_cost: 85000
+data:
+  source: {prefix}{episodes}
+  layout: episodes
+  columns:
+    unit: force
+    reported_at: reported_at
+    found_at: found_at
+    person: child_id
+    episode: episode_id
+    age: age
+    sex: sex
+    looked_after: looked_after
+    risk: risk
+  extracted_at: 2024-03-31
+  frequency: month
+  window: {{start: 2016-01, end: 2023-12}}
+  exposure:
+    source: {prefix}population.csv
+    columns: {{unit: force, time: year, value: children}}
+units:
+  treated: [Northshire, Ashcombe, Brackenmoor]
+  adoption: {{Eastmoor: 2022-01, Fellside: 2022-01, Harrowdale: 2022-10, Lowmarsh: 2022-10}}
+  comparison: all_untreated
+outcomes:
+  - {{name: reports, measure: count, per: 1000}}
+  - {{name: time_to_found, measure: duration_hours, horizon: 72}}
+primary_outcome: reports
+analysis:
+  # the first cohort's pooled series; the COVID year is a known break, left out of the fit
+  - method: its
+    outcome: reports
+    family: quasipoisson
+    seasonality: {{harmonics: 2}}
+    errors: newey_west
+    lags: auto
+    horizons: [12, 24]
+    exclude_periods: [{{start: 2020-04, end: 2021-03}}]
+alpha: 0.05
+seed: {seed}
+report:
+  audience: commissioner
+  disclosure: {{preset: default}}
+"""
+
+
+def spoc_design_text(prefix: str, episodes: str = "episodes.csv.gz", seed: int = SPOC_SEED) -> str:
+    """The SPOC example's design file, with data paths starting with ``prefix``."""
+    return SPOC_DESIGN.format(prefix=prefix, episodes=episodes, seed=seed)
+
+
+def _sicily_source() -> Path:
+    repo = Path(__file__).resolve().parents[1] / "examples" / "sicily" / "sicily.csv"
+    if repo.exists():
+        return repo
+    return Path(str(resources.files("evalkit") / "examples_data" / "sicily.csv"))
+
+
+def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str = "regional") -> Path:
+    """Write example ``name`` into ``out_dir``; return the design file's path."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EvalkitError(str(out_dir), "exists and is not a folder", "choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    design_path = out_dir / "design.yaml"
+    if name == "spoc-rollout":
+        from .data.synthetic import write_spoc_rollout
+
+        seed = SPOC_SEED if seed is None else seed
+        files = write_spoc_rollout(out_dir, seed=seed, scale=scale)
+        write_atomic(design_path, spoc_design_text("", files["episodes"], seed))
+        return design_path
+    if name == "sicily-smoking-ban":
+        shutil.copyfile(_sicily_source(), out_dir / "sicily.csv")
+        design = (Path(__file__).resolve().parents[1] / "designs" / "sicily_smoking_ban.yaml")
+        text = design.read_text(encoding="utf-8") if design.exists() else None
+        if text is None:
+            raise EvalkitError(name, "the example's design is not installed", "install evalkit from its repository")
+        write_atomic(design_path, text.replace("../examples/sicily/", ""))
+        return design_path
+    raise EvalkitError(name, "no such example", "use spoc-rollout or sicily-smoking-ban")
