@@ -31,6 +31,7 @@ LEVEL_MEANING = {
 #: the estimand that carries each method's headline
 HEADLINE_ESTIMAND = {
     "its": "cumulative_effect",
+    "controlled_its": "cumulative_effect",
 }
 
 #: checks whose failure lowers the design level (pre-trends, placebo tests)

@@ -16,6 +16,7 @@ from ..results import Analysis, Check, Estimate
 #: method name -> module under evalkit.methods that implements it
 REGISTRY = {
     "its": "its",
+    "controlled_its": "controlled_its",
 }
 
 

@@ -9,6 +9,8 @@ intervals (docs/methods/its.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -32,11 +34,36 @@ MIN_POINTS = 3           # Cochrane EPOC: fewer either side and ITS is not run
 RECOMMENDED_POINTS = 12  # Wagner et al. (2002): warn below this either side
 
 
-def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
+@dataclass
+class SeriesSetup:
+    """One series made ready for a segmented regression."""
+
+    key: str
+    outcome: object
+    family: str
+    units: list
+    start_period: pd.Period
+    start: int
+    periods: pd.PeriodIndex
+    seg: object
+    mask: np.ndarray
+    n_pre: int
+    n_post: int
+    y: np.ndarray
+    exposure: np.ndarray | None
+    per: float
+    offset: np.ndarray | None
+    response: np.ndarray
+    lags: int | None
+
+
+def setup_series(design: Design, data, spec, index: int, units=None, start_period=None) -> SeriesSetup:
+    """Choose, pool and check a series; build its segmented design matrix and fitting mask."""
     key = f"analysis[{index}]"
     outcome = design.outcome(spec.outcome)
     family = _family(design, outcome, spec, key)
-    units, start_period = _treated_series_units(design, data, spec, key)
+    if units is None:
+        units, start_period = _treated_series_units(design, data, spec, key)
     series = pooled_series(data, units, outcome, family)
     _check_values(design, series, outcome, family, key)
     periods = data.periods
@@ -73,6 +100,18 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     if spec.errors == "prais_winsten" and family in COUNT_FAMILIES:
         raise EvalkitError(design.where, "errors: prais_winsten applies to the gaussian family only",
                            "use errors: newey_west for counts, or family: gaussian", key=key + ".errors")
+    return SeriesSetup(key, outcome, family, units, start_period, start, periods, seg, mask, n_pre, n_post,
+                       y, exposure, per, offset, response, lags)
+
+
+def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
+    s = setup_series(design, data, spec, index)
+    key, outcome, family, units, start_period, start, periods = (s.key, s.outcome, s.family, s.units,
+                                                                  s.start_period, s.start, s.periods)
+    seg, mask, n_pre, n_post, y, exposure, per = s.seg, s.mask, s.n_pre, s.n_post, s.y, s.exposure, s.per
+    offset, response, lags = s.offset, s.response, s.lags
+    transition = design.intervention.transition
+    harmonics = spec.seasonality.harmonics if spec.seasonality else 0
     n_fit = int(mask.sum())
     if n_fit <= seg.X.shape[1]:
         raise EvalkitError(design.where, f"{n_fit} periods cannot fit {seg.X.shape[1]} coefficients",

@@ -137,9 +137,23 @@ class SegmentedFit:
         return float(2 * stats.norm.sf(abs(z)))
 
 
+def _hac(lags: int | None, groups: np.ndarray | None, correction: bool) -> dict:
+    """statsmodels covariance arguments: Bartlett HAC, within each series when stacked."""
+    if groups is None:
+        return {"cov_type": "HAC", "cov_kwds": {"maxlags": lags, "use_correction": correction}}
+    # stacked series (controlled ITS): autocovariances within each series, summed, as
+    # Stata's newey on panel data
+    return {"cov_type": "hac-panel", "cov_kwds": {"groups": groups, "maxlags": lags,
+                                                  "use_correction": "hac" if correction else False}}
+
+
 def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, offset: np.ndarray | None,
-                  errors: str, lags: int | None) -> SegmentedFit:
-    """Fit the segmented regression with the declared family and error structure."""
+                  errors: str, lags: int | None, groups: np.ndarray | None = None) -> SegmentedFit:
+    """Fit the segmented regression with the declared family and error structure.
+
+    ``groups`` marks stacked series (rows sorted by series, then time): Newey-West
+    autocovariances are then taken within each series.
+    """
     n, k = X.shape
     if family in COUNT_FAMILIES:
         poisson = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit()
@@ -147,13 +161,12 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
         pearson = (y - mu) / np.sqrt(mu)
         pearson_dispersion = float(np.sum(pearson**2) / (n - k))
         if family == "negbin":
-            return _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion)
+            return _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion, groups)
         scale = 1.0 if family == "poisson" else pearson_dispersion
         if errors == "newey_west":
             # the sandwich does not depend on the dispersion: statsmodels' GLM HAC matches
             # the textbook Bartlett-kernel sandwich with no small-sample adjustment
-            robust = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit(
-                cov_type="HAC", cov_kwds={"maxlags": lags})
+            robust = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit(**_hac(lags, groups, False))
             cov = np.asarray(robust.cov_params())
         else:
             cov = np.asarray(poisson.cov_params()) * scale
@@ -164,7 +177,7 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
     resid = ols.resid
     sigma2 = float(np.sum(resid**2) / (n - k))
     if errors == "newey_west":
-        robust = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
+        robust = sm.OLS(y, X).fit(**_hac(lags, groups, True))
         cov = np.asarray(robust.cov_params())
         params = np.asarray(ols.params)
         rho = None
@@ -179,11 +192,11 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
                         resid / np.sqrt(sigma2), float("nan"), rho)
 
 
-def _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion) -> SegmentedFit:
+def _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion, groups=None) -> SegmentedFit:
     n, k = X.shape
     model = sm.NegativeBinomial(y, X, offset=offset, loglike_method="nb2")
     start = np.append(np.asarray(poisson.params), 0.1)
-    kwargs = {"cov_type": "HAC", "cov_kwds": {"maxlags": lags}} if errors == "newey_west" else {}
+    kwargs = _hac(lags, groups, False) if errors == "newey_west" else {}
     result = model.fit(start_params=start, method="bfgs", maxiter=2000, disp=0, **kwargs)
     result = model.fit(start_params=result.params, method="newton", maxiter=100, disp=0, **kwargs)
     params = np.asarray(result.params)
