@@ -153,3 +153,58 @@ def test_count_family_on_a_continuous_outcome_is_refused(tmp_path):
     design.write_text(design.read_text().replace("errors: newey_west", "family: poisson, errors: newey_west"))
     with pytest.raises(evalkit.EvalkitError, match=r"analysis\[0\]\.family: family poisson needs a count outcome"):
         evalkit.run(evalkit.load_design(design))
+
+
+def test_prais_winsten_is_ar1_gls_at_its_fixed_point(tmp_path):
+    design, y, X = gaussian_project(tmp_path, errors="prais_winsten")
+    results = evalkit.run(evalkit.load_design(design))
+    rho = results.estimate("level_change").details["rho"]
+    # at convergence rho is the lag-1 autoregression of the untransformed residuals ...
+    sigma = rho ** np.abs(np.subtract.outer(np.arange(len(y)), np.arange(len(y)))) / (1 - rho**2)
+    gls = sm.GLS(y, X, sigma=sigma).fit()
+    e = y - X @ gls.params
+    assert rho == pytest.approx(np.dot(e[1:], e[:-1]) / np.dot(e[:-1], e[:-1]), abs=1e-6)
+    # ... and the coefficients are exact AR(1) GLS (Prais-Winsten keeps the first period)
+    assert results.estimate("level_change").estimate == pytest.approx(gls.params[2], rel=1e-6)
+    assert 0.2 < rho < 0.8  # the series was simulated with AR(1) errors, rho = 0.5
+
+
+def test_negbin_matches_statsmodels_nb2():
+    results = evalkit.run(sicily_design(family="negbin", errors="none", slope_change=False))
+    data = pd.read_csv(ROOT / "examples" / "sicily" / "sicily.csv")
+    X = np.column_stack([np.ones(59), data["time"] - 37, data["smokban"]])
+    for k in (1, 2):
+        X = np.column_stack([X, np.sin(2 * np.pi * k * data["month"] / 12), np.cos(2 * np.pi * k * data["month"] / 12)])
+    model = sm.NegativeBinomial(data["aces"].to_numpy(), X, offset=np.log(data["stdpop"].to_numpy()))
+    reference = model.fit(method="nm", maxiter=20000, disp=0)
+    reference = model.fit(start_params=reference.params, method="bfgs", maxiter=2000, disp=0)
+    step = level(results)
+    assert np.log(step.estimate) == pytest.approx(reference.params[2], abs=1e-5)
+    assert step.se == pytest.approx(reference.bse[2], rel=1e-3)
+    assert step.details["dispersion"] == pytest.approx(reference.params[-1], rel=1e-3)
+
+
+def test_ramp_phase_in_and_exclusion_differ_as_documented(tmp_path):
+    design, _, _ = gaussian_project(tmp_path, errors="none")
+    text = design.read_text().replace("intervention: {name: G, start: 2021-07}",
+                                      "intervention: {name: G, start: 2021-07, transition: 3}")
+    design.write_text(text)
+    excluded = evalkit.run(evalkit.load_design(design))
+    assert excluded.estimate("level_change").details["n_periods"] == 45
+    design.write_text(text.replace("errors: none", "errors: none, transition: ramp"))
+    ramp = evalkit.run(evalkit.load_design(design))
+    assert ramp.estimate("level_change").details["n_periods"] == 48
+
+
+def test_negative_counts_are_refused(tmp_path):
+    write(tmp_path / "s.csv", "month,n\n" + "".join(f"2020-{m:02d},{-1 if m == 5 else 10}\n" for m in range(1, 13)))
+    design = write(tmp_path / "d.yaml", """
+    evalkit: 1
+    title: Negative
+    intervention: {name: X, start: 2020-07}
+    data: {source: s.csv, layout: panel, columns: {time: month}}
+    outcomes: [{name: n, column: n, measure: count}]
+    analysis: [{method: its, outcome: n}]
+    """)
+    with pytest.raises(evalkit.EvalkitError, match=r"s.csv:row 6: count 'n' is negative"):
+        evalkit.run(evalkit.load_design(design))

@@ -25,7 +25,7 @@ from ..periods import PERIODS_PER_YEAR
 from ..results import Analysis, Check, Estimate
 from . import MethodResult
 from .its import _check_values, _effect_estimate, _interval, _predict, pooled_series, setup_series
-from .segmented import COUNT_FAMILIES, SegmentedDesign, breusch_godfrey, fit_segmented
+from .segmented import COUNT_FAMILIES, NegbinNotConverged, SegmentedDesign, breusch_godfrey, fit_segmented
 
 GROUP_TERMS = ("intercept", "pre_slope", "level_change", "slope_change")
 DIFFERENCE_NAMES = {"intercept": "treated", "pre_slope": "pre_slope_difference",
@@ -100,8 +100,12 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     seg = stacked_design(treated.seg, spec.slope_change)
     mask = np.concatenate([treated.mask, treated.mask])
     groups = np.repeat([1, 0], n)
-    fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
-                           None if offset is None else offset[mask], spec.errors, treated.lags, groups=groups[mask])
+    try:
+        fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
+                               None if offset is None else offset[mask], spec.errors, treated.lags, groups=groups[mask])
+    except NegbinNotConverged:
+        raise EvalkitError(design.where, "the negative binomial fit did not converge", "use family: quasipoisson",
+                           key=key + ".family") from None
     common = {"outcome": treated.outcome.name, "method": spec.method}
     info = {"family": family, "errors": spec.errors, "lags": fitted.lags, "dispersion": fitted.dispersion,
             "n_periods": int(treated.mask.sum()), "n_pre": treated.n_pre, "n_post": treated.n_post,

@@ -22,6 +22,7 @@ from ..results import Analysis, Check, Estimate
 from . import MethodResult
 from .segmented import (
     COUNT_FAMILIES,
+    NegbinNotConverged,
     acf,
     breusch_godfrey,
     fit_segmented,
@@ -116,8 +117,12 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     if n_fit <= seg.X.shape[1]:
         raise EvalkitError(design.where, f"{n_fit} periods cannot fit {seg.X.shape[1]} coefficients",
                            "use fewer seasonal harmonics or a longer window", key=key)
-    fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
-                           None if offset is None else offset[mask], spec.errors, lags)
+    try:
+        fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
+                               None if offset is None else offset[mask], spec.errors, lags)
+    except NegbinNotConverged:
+        raise EvalkitError(design.where, "the negative binomial fit did not converge (often: no overdispersion to estimate)",
+                           "use family: quasipoisson", key=key + ".family") from None
     result = MethodResult()
     ratio = family in COUNT_FAMILIES
     common = {"outcome": outcome.name, "method": spec.method}

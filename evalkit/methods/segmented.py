@@ -15,12 +15,14 @@ extrapolated back to time 0 (the trap in METHODS.md).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 COUNT_FAMILIES = ("poisson", "quasipoisson", "negbin")
 
@@ -195,10 +197,20 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
 def _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion, groups=None) -> SegmentedFit:
     n, k = X.shape
     model = sm.NegativeBinomial(y, X, offset=offset, loglike_method="nb2")
-    start = np.append(np.asarray(poisson.params), 0.1)
+    # start from the Poisson fit and the moment estimate of alpha: var = mu + alpha mu^2
+    mu = np.asarray(poisson.mu)
+    alpha0 = max(float(np.sum(((y - mu) ** 2 - mu) / mu**2) / (n - k)), 1e-4)
     kwargs = _hac(lags, groups, False) if errors == "newey_west" else {}
-    result = model.fit(start_params=start, method="bfgs", maxiter=2000, disp=0, **kwargs)
-    result = model.fit(start_params=result.params, method="newton", maxiter=100, disp=0, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = model.fit(start_params=np.append(np.asarray(poisson.params), alpha0), method="newton",
+                           maxiter=200, disp=0, **kwargs)
+        if not result.mle_retvals.get("converged", False):
+            result = model.fit(start_params=np.append(np.asarray(poisson.params), alpha0), method="bfgs",
+                               maxiter=5000, disp=0)
+            result = model.fit(start_params=result.params, method="newton", maxiter=200, disp=0, **kwargs)
+    if not result.mle_retvals.get("converged", False) or not np.all(np.isfinite(result.params)):
+        raise NegbinNotConverged()
     params = np.asarray(result.params)
     cov = np.asarray(result.cov_params())[:k, :k]
     alpha = float(params[-1])
@@ -206,6 +218,10 @@ def _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion, 
     pearson = (y - mu) / np.sqrt(mu + alpha * mu**2)
     return SegmentedFit(params[:k], cov, names, "negbin", alpha, n - k, n,
                         lags if errors == "newey_west" else None, False, alpha, pearson, pearson_dispersion)
+
+
+class NegbinNotConverged(RuntimeError):
+    """The negative binomial likelihood did not converge (the caller says what to do)."""
 
 
 def prais_winsten(y: np.ndarray, X: np.ndarray, tol: float = 1e-8, max_iter: int = 100):
