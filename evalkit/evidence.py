@@ -31,7 +31,10 @@ LEVEL_MEANING = {
 #: the estimand that carries each method's headline
 HEADLINE_ESTIMAND = {
     "its": "cumulative_effect",
+    "staggered_did": "att_simple",
     "controlled_its": "cumulative_effect",
+    "survival_did": "hazard_ratio_did",
+    "synthetic_control": "att",
 }
 
 #: checks whose failure lowers the design level (pre-trends, placebo tests)
@@ -103,7 +106,9 @@ def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate,
 def _range_end(x: float) -> str:
     if abs(x) < 0.005:
         return "no change"
-    return f"a {_percent(x)} {'fall' if x < 0 else 'rise'}"
+    pct = _percent(x)
+    article = "an" if pct.startswith("8") or pct in ("11%", "18%") else "a"  # "an 8%", "an 11%"
+    return f"{article} {pct} {'fall' if x < 0 else 'rise'}"
 
 
 def _difference_sentence(intervention, outcome_label, estimate, cert) -> str:
