@@ -79,6 +79,10 @@ class Intervention(StrictModel):
     )
     transition: int = Field(0, ge=0, description="Periods of phase-in after start.")
     annual_cost: float | None = Field(None, ge=0, description="Cost a year, for the economic section.")
+    cost_per_episode: float = Field(
+        1870, gt=0, description="Police cost of one missing episode (GBP), for the economic section; "
+        "default: the middle of GBP 1,325-2,415 per medium-risk episode (Shalev Greene & Pakes).",
+    )
 
 
 # ----------------------------------------------------------------------------- data
@@ -181,30 +185,134 @@ class ControlledITSOptions(ITSOptions):
 
 
 class DiDOptions(StrictModel):
+    """Two-way fixed-effects DiD, linear or Poisson (PPML), with few-treated-areas inference (docs/methods/did.md)."""
+
     method: Literal["did"]
     outcome: str
-    control_group: Literal["never_treated", "not_yet_treated"] = "never_treated"
-    covariates: list[str] = Field(default_factory=list)
-    estimation: Literal["regression", "ipw", "doubly_robust"] = "doubly_robust"
-    inference: Literal["analytic", "multiplier_bootstrap", "randomization", "wild_cluster"] = "analytic"
-    reps: int = Field(999, ge=99)
+    family: Literal["linear", "poisson"] | None = Field(
+        None, description="poisson: PPML with an exposure offset, ratio effects (default for counts); "
+        "linear: TWFE by least squares, differences (default otherwise).",
+    )
+    control_group: Literal["never_treated", "not_yet_treated"] = Field(
+        "not_yet_treated", description="Staggered Poisson (extended TWFE): compare with not-yet-treated and never-treated "
+        "areas (Wooldridge's default), or with never-treated areas only.",
+    )
+    covariates: list[str] = Field(default_factory=list, description="Not used by did (use staggered_did).")
+    estimation: Literal["regression", "ipw", "doubly_robust"] = Field(
+        "regression", description="did is a regression; ipw and doubly_robust belong to staggered_did.",
+    )
+    inference: Literal["analytic", "multiplier_bootstrap", "randomization", "wild_cluster"] = Field(
+        "analytic", description="analytic: cluster-robust by area; randomization: permute adoption dates across areas; "
+        "wild_cluster: restricted wild cluster bootstrap (linear family).",
+    )
+    reps: int = Field(999, ge=99, description="Random permutations or bootstrap draws.")
+    weights: Literal["rademacher", "webb"] = Field("webb", description="Wild cluster bootstrap weights.")
+    transition: Literal["exclude", "include"] = Field(
+        "exclude", description="exclude: each adopting area's intervention.transition phase-in periods are left out "
+        "of the fit; include: they count as treated.",
+    )
 
 
-class StaggeredDiDOptions(DiDOptions):
-    method: Literal["staggered_did"]  # type: ignore[assignment]
-    anticipation: int = Field(0, ge=0)
+class StaggeredDiDOptions(StrictModel):
+    """Callaway & Sant'Anna (2021) group-time ATT(g,t) and its aggregations (docs/methods/staggered_did.md)."""
+
+    method: Literal["staggered_did"]
+    outcome: str
+    control_group: Literal["never_treated", "not_yet_treated"] = Field(
+        "never_treated", description="Comparison units: never treated, or also those not yet treated (R did's default: never)."
+    )
+    covariates: list[str] = Field(default_factory=list, description="Panel columns conditioned on (time-invariant or base-period values).")
+    estimation: Literal["regression", "ipw", "doubly_robust"] = Field(
+        "doubly_robust", description="With covariates: outcome regression, IPW or doubly robust (Sant'Anna & Zhao 2020)."
+    )
+    base_period: Literal["varying", "universal"] = Field(
+        "varying", description="varying: pre-period cells compare t with t-1 (R did's default); universal: with g-1."
+    )
+    anticipation: int = Field(0, ge=0, description="Periods before adoption in which units may already react.")
+    transition: Literal["exclude", "include"] = Field(
+        "exclude", description="exclude: the intervention.transition phase-in periods after adoption are left out "
+        "of the post-period averages (they stay in the event study).",
+    )
+    inference: Literal["analytic", "multiplier_bootstrap"] = Field(
+        "analytic", description="Analytic influence-function errors, or the multiplier bootstrap."
+    )
+    reps: int = Field(999, ge=99, description="Multiplier-bootstrap draws (also used for the event study's uniform band).")
+    bootstrap_weights: Literal["rademacher", "mammen"] = Field(
+        "rademacher", description="Multiplier distribution (R did 2.x: Rademacher)."
+    )
+
+
+class SynthPredictor(StrictModel):
+    """A predictor averaged over its own pre-period window (Synth's special predictors)."""
+
+    column: str = Field(description="A panel column, or a declared outcome's name.")
+    window: Window | None = Field(None, description="Periods averaged, inclusive (default: predictors_window).")
+    periods: list[PeriodValue] | None = Field(
+        None, description="Explicit periods averaged (e.g. every other year), instead of a window."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        # a bare column name is a predictor averaged over predictors_window
+        return {"column": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_window(self):
+        if self.window is not None and self.periods is not None:
+            raise PydanticCustomError("two_windows", "give window or periods for a predictor, not both")
+        if self.periods is not None and not self.periods:
+            raise PydanticCustomError("no_periods", "periods is empty; list at least one period")
+        return self
 
 
 class SyntheticControlOptions(StrictModel):
     method: Literal["synthetic_control"]
     outcome: str
-    predictors: list[str] = Field(default_factory=list)
+    unit: UnitId | None = Field(None, description="The treated unit (default: the only treated unit).")
+    donors: list[UnitId] | None = Field(None, description="The donor pool (default: units.comparison).")
+    predictors: list[SynthPredictor] = Field(
+        default_factory=list,
+        description="Predictors: a column name (averaged over predictors_window) or {column, window | periods}. "
+        "None: the weights fit the pre-period outcome directly.",
+    )
+    predictors_window: Window | None = Field(
+        None, description="Periods plain predictors are averaged over (default: every pre-intervention period)."
+    )
+    fit_window: Window | None = Field(
+        None, description="Pre-intervention periods whose outcome the weights (or V) are fitted to (default: all)."
+    )
+    optimise_v: Literal["nested", "none"] = Field(
+        "nested", description="nested: predictor weights V chosen to minimise the pre-period outcome error "
+        "(Abadie, Diamond & Hainmueller); none: equal weights on the standardised predictors.",
+    )
 
 
 class SurvivalDiDOptions(StrictModel):
     method: Literal["survival_did"]
     outcome: str
-    reps: int = Field(999, ge=99)
+    horizon: float | None = Field(
+        None, gt=0, description="Restricted-mean horizon in hours (default: the outcome's horizon, else 72)."
+    )
+    ties: Literal["efron", "breslow"] = Field("efron", description="Tied times in the Cox model (R's default: efron).")
+    se: Literal["conservative", "cluster_robust"] = Field(
+        "conservative",
+        description="Hazard-ratio standard error: the larger of the area-clustered and the model-based one "
+        "(conservative, for few areas), or the area-clustered one alone (R's coxph cluster()).",
+    )
+    reps: int = Field(999, ge=99, description="Area-cluster bootstrap replicates for the RMST difference.")
+    min_episodes: int = Field(
+        10, ge=1, description="Fewest episodes in a group-period cell (descriptives) or an area-period (RMST).",
+    )
+    transition: Literal["exclude", "include"] = Field(
+        "exclude", description="Episodes in a treated area's phase-in periods (intervention.transition): left out or kept as post.",
+    )
+    within_hours: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [24.0, 48.0], description="Shares found within these hours, by group and period.",
+    )
+    exclude_periods: list[Window] = Field(
+        default_factory=list, description="Windows of report dates left out of the fit, inclusive.",
+    )
 
 
 AnalysisSpec = Annotated[
@@ -218,6 +326,19 @@ AnalysisSpec = Annotated[
     ],
     Field(discriminator="method"),
 ]
+
+
+# ----------------------------------------------------------------------------- context
+class ConcurrentChange(StrictModel):
+    name: str = Field(description="What else changed, e.g. a recording-system migration.")
+    date: PeriodValue = Field(description="When it started.")
+    end: PeriodValue | None = Field(None, description="When it ended (default: still in force).")
+
+
+class Context(StrictModel):
+    concurrent_changes: list[ConcurrentChange] = Field(
+        default_factory=list, description="Other changes that could explain a difference; lower the evidence level when they overlap."
+    )
 
 
 # ----------------------------------------------------------------------------- report
@@ -245,6 +366,7 @@ class Design(StrictModel):
     outcomes: list[Outcome] = Field(min_length=1)
     primary_outcome: str | None = None
     analysis: list[AnalysisSpec] = Field(min_length=1)
+    context: Context = Field(default_factory=Context)
     alpha: float = Field(0.05, gt=0, lt=0.5)
     seed: int = Field(20240510, ge=0)
     report: ReportSpec = Field(default_factory=ReportSpec)
@@ -348,6 +470,10 @@ def _check_design(design: Design) -> None:
         end = design.period(design.data.window.end, "data.window.end")
         if end < start:
             raise EvalkitError(where, f"window ends ({end}) before it starts ({start})", "swap data.window.start and end", key="data.window")
+    for i, change in enumerate(design.context.concurrent_changes):
+        design.period(change.date, f"context.concurrent_changes[{i}].date")
+        if change.end is not None:
+            design.period(change.end, f"context.concurrent_changes[{i}].end")
     if design.data.extracted_at is not None:
         try:
             design.extracted_at

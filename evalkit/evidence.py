@@ -123,6 +123,65 @@ def _difference_sentence(intervention, outcome_label, estimate, cert) -> str:
             f"(likely range {estimate.ci_low:+.3g} to {estimate.ci_high:+.3g}).")
 
 
+#: time to found (survival_did): the hazard of being found above 1 = found sooner
+FOUND_PHRASES = {
+    "high": ("were found sooner", "were found later"),
+    "moderate": ("were probably found sooner", "were probably found later"),
+    "low": ("may have been found sooner", "may have been found later"),
+    "very low": ("may have been found sooner", "may have been found later"),
+}
+
+
+def _hours(x: float) -> str:
+    text = _round_for_prose(abs(x))
+    return f"{text} hour" if text == "1" else f"{text} hours"
+
+
+def _hours_end(x: float) -> str:
+    if abs(x) < 0.05:
+        return "no change"
+    return f"{_hours(x)} {'sooner' if x < 0 else 'later'}"
+
+
+def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | None, cert: str) -> str:
+    """The survival_did headline: found sooner or later, in hours within the horizon and as a hazard ratio.
+
+    ``hazard`` is ``hazard_ratio_did`` (above 1 = found sooner); ``rmst`` is
+    ``rmst_difference_did`` in hours (negative = found sooner), or None.
+    """
+    horizon = rmst.details.get("horizon_hours") if rmst is not None else None
+    has_hours = rmst is not None and None not in (rmst.estimate, rmst.ci_low, rmst.ci_high) and horizon
+    within = f" within the first {horizon:g} hours" if has_hours else ""
+    low, high = hazard.ci_low - 1.0, hazard.ci_high - 1.0
+    if low <= 0 <= high:
+        if has_hours:
+            span = f"anything from {_hours_end(rmst.ci_low)} to {_hours_end(rmst.ci_high)}{within}"
+        else:
+            span = f"anything from {_range_end(low)} to {_range_end(high)} in the chance of being found at any moment"
+        return f"{intervention}: little or no clear difference in how soon missing children are found; the data are consistent with {span}."
+    sooner = hazard.estimate > 1.0
+    phrase = FOUND_PHRASES[cert][0 if sooner else 1]
+    parts = []
+    if has_hours:
+        lo, hi = rmst.ci_low, rmst.ci_high
+        if hi <= 0:
+            likely = f"{_round_for_prose(abs(hi))} to {_hours(lo)} sooner"
+        elif lo >= 0:
+            likely = f"{_round_for_prose(lo)} to {_hours(hi)} later"
+        else:
+            likely = f"{_hours_end(lo)} to {_hours_end(hi)}"
+        if (rmst.estimate < 0) == sooner:
+            parts.append(f"by about {_hours(rmst.estimate)}{within} (likely range {likely})")
+        else:  # the hours disagree in direction with the hazard ratio (non-proportional hazards)
+            parts.append(f"though{within} the average time to found changed by {_hours_end(rmst.estimate)} "
+                         f"(likely range {likely})")
+    ends = sorted((abs(low), abs(high)))
+    parts.append(f"{'and ' if parts else ''}about {_percent(hazard.estimate - 1.0)} {'more' if sooner else 'less'} "
+                 f"likely to be found at any given moment (likely range {_percent(ends[0])} to {_percent(ends[1])})")
+    uncertain = "the evidence is very uncertain; " if cert == "very low" else ""
+    return f"{intervention}: {uncertain}missing children {phrase}, {', '.join(parts)}."
+
+
 def _round_for_prose(x: float) -> str:
     if x >= 100:
         return f"{round(x, -1):,.0f}"
@@ -148,10 +207,16 @@ def assess(estimates: list[Estimate], checks: list[Check], analyses: list, prima
     concerns = _concerns(checks, best.method, best.outcome)
     cert = certainty(level, concerns)
     estimand = HEADLINE_ESTIMAND[best.method]
-    estimate = next(e for e in estimates if e.method == best.method and e.outcome == best.outcome and e.estimand == estimand)
+    estimate = next(e for e in estimates if e.method == best.method and e.outcome == best.outcome
+                    and e.estimand == estimand and not (e.group or "").startswith("subgroup"))
     per_year = estimate.details.get("per_year")
     label = outcome_labels.get(best.outcome, best.outcome)
-    headline = headline_sentence(intervention, label, estimate, cert, per_year, label)
+    if best.method == "survival_did":
+        rmst = next((e for e in estimates if e.method == best.method and e.outcome == best.outcome
+                     and e.estimand == "rmst_difference_did" and e.group is None), None)
+        headline = found_sooner_sentence(intervention, estimate, rmst, cert)
+    else:
+        headline = headline_sentence(intervention, label, estimate, cert, per_year, label)
     return {
         "design_level": level,
         "design_level_label": METHOD_LEVEL.get(best.method, (level, ""))[1],

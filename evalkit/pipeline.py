@@ -12,7 +12,7 @@ from .errors import EvalkitError
 from .evidence import assess
 from .methods import REGISTRY, get_method
 from .report.disclosure import rule_from_design
-from .results import Results
+from .results import Check, Results
 
 MECHANISM_WORDS = {
     "information_sharing": "joint data-sharing protocols, so each agency knows what the other knows about a missing child",
@@ -59,7 +59,14 @@ def run(design: Design, data: AnalysisData | None = None, command: str | None = 
         if result.analysis is not None:
             analyses.append(result.analysis)
     labels = {o.name: outcome_label(o) for o in design.outcomes}
-    evidence = assess(estimates, checks, analyses, design.primary.name, design.intervention.name, labels)
+    concurrent = overlapping_changes(design, data)
+    evidence = assess(estimates, checks, analyses, design.primary.name, design.intervention.name, labels,
+                      concurrent=concurrent)
+    if evidence.get("headline_method") and data.episodes is not None:
+        moderator_estimates, moderator_checks = fit_moderators(design, data, evidence)
+        estimates += moderator_estimates
+        checks += moderator_checks
+    evidence["economics"] = economics(design, estimates, evidence)
     return Results(
         evalkit_version=__version__,
         design={"path": str(design.path) if design.path else None, "title": design.title, "sha256": design.sha256},
@@ -70,6 +77,72 @@ def run(design: Design, data: AnalysisData | None = None, command: str | None = 
         evidence=evidence,
         context=context_record(design, data, labels, command),
     )
+
+
+def overlapping_changes(design: Design, data: AnalysisData) -> list[str]:
+    """Declared concurrent changes in force at any time from the first adoption to the data's end."""
+    if not data.adoption:
+        return []
+    first, last = min(data.adoption.values()), data.periods[-1]
+    names = []
+    for i, change in enumerate(design.context.concurrent_changes):
+        start = design.period(change.date, f"context.concurrent_changes[{i}].date")
+        end = design.period(change.end, f"context.concurrent_changes[{i}].end") if change.end is not None else last
+        if start <= last and end >= first:
+            names.append(f"{change.name} ({start})")
+    return names
+
+
+def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
+    """Refit the headline analysis within each subgroup the episodes carry (EMMIE's Moderators)."""
+    from .data.subgroups import subgroup_data, subgroup_masks
+
+    index = next(i for i, spec in enumerate(design.analysis)
+                 if spec.method == evidence["headline_method"] and spec.outcome == evidence["headline_outcome"])
+    spec = design.analysis[index]
+    if design.outcome(spec.outcome).measure != "count":
+        return [], []
+    fit = get_method(spec.method)
+    estimates, skipped = [], []
+    for moderator, level, mask in subgroup_masks(data.episodes):
+        try:
+            result = fit(design, subgroup_data(data, design, mask), spec, index)
+        except EvalkitError as exc:
+            skipped.append(f"{level}: {exc.what}")
+            continue
+        for estimate in result.estimates:
+            if estimate.estimand == evidence["headline_estimand"] and estimate.group in (None, "treated"):
+                estimate.group = f"subgroup: {level}"
+                estimate.details = {**estimate.details, "moderator": moderator, "subgroup": level,
+                                    "episodes": int(mask.sum())}
+                estimates.append(estimate)
+    checks = []
+    if skipped:
+        checks.append(Check("moderators", "warn", "some subgroups could not be analysed: " + "; ".join(skipped),
+                            method=spec.method, outcome=spec.outcome))
+    return estimates, checks
+
+
+def economics(design: Design, estimates: list, evidence: dict) -> dict | None:
+    """Police time saved against the intervention's cost, from the headline's yearly effect."""
+    method, outcome = evidence.get("headline_method"), evidence.get("headline_outcome")
+    if not method or design.outcome(outcome).measure != "count":
+        return None
+    headline = next((e for e in estimates if e.method == method and e.outcome == outcome
+                     and e.estimand == evidence["headline_estimand"] and not (e.group or "").startswith("subgroup")), None)
+    per_year = headline.details.get("per_year") if headline else None
+    if per_year is None:
+        return None
+    cost = design.intervention.cost_per_episode
+    saved = -per_year * cost
+    record = {"reports_change_per_year": per_year, "cost_per_episode": cost, "police_cost_saved_per_year": saved,
+              "annual_cost": design.intervention.annual_cost}
+    low, high = headline.details.get("per_year_ci_low"), headline.details.get("per_year_ci_high")
+    if low is not None and high is not None:
+        record["police_cost_saved_range"] = [-high * cost, -low * cost]
+    if design.intervention.annual_cost:
+        record["net_saving_per_year"] = saved - design.intervention.annual_cost
+    return record
 
 
 def outcome_label(outcome) -> str:

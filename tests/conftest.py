@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
+import os
 
-import pytest
+# one BLAS thread per process: the suite's many small fits are slower, not faster, when
+# OpenBLAS spreads them over a busy 2-core machine
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

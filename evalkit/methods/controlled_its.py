@@ -24,7 +24,7 @@ from ..errors import EvalkitError
 from ..periods import PERIODS_PER_YEAR
 from ..results import Analysis, Check, Estimate
 from . import MethodResult
-from .its import _check_values, _effect_estimate, _interval, _predict, pooled_series, setup_series
+from .its import _check_values, add_per_year, _effect_estimate, _interval, _predict, pooled_series, setup_series
 from .segmented import COUNT_FAMILIES, NegbinNotConverged, SegmentedDesign, breusch_godfrey, fit_segmented
 
 GROUP_TERMS = ("intercept", "pre_slope", "level_change", "slope_change")
@@ -134,7 +134,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     post = np.flatnonzero(treated.seg.post_mask & treated.mask)
     cumulative = _effect_estimate(fitted, seg, offset_full, ratio, design.alpha, post, "cumulative_effect", common,
                                   f"{treated.periods[post[0]]}..{treated.periods[post[-1]]}")
-    cumulative.details["per_year"] = cumulative.details["absolute"] / (len(post) / PERIODS_PER_YEAR[design.data.frequency])
+    add_per_year(cumulative, len(post) / PERIODS_PER_YEAR[design.data.frequency])
     result.estimates.append(replace(cumulative, group="treated"))
     result.checks += _checks(fitted, seg, mask, treated, spec, design.alpha, common)
     predictions = _predict(fitted, seg, offset_full, ratio, design.alpha)

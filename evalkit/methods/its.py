@@ -147,7 +147,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     post_positions = np.flatnonzero(seg.post_mask & mask)
     cumulative = _effect_estimate(fitted, seg, offset_full, ratio, design.alpha, post_positions,
                                   "cumulative_effect", common, f"{periods[post_positions[0]]}..{periods[post_positions[-1]]}")
-    cumulative.details["per_year"] = cumulative.details["absolute"] / (len(post_positions) / PERIODS_PER_YEAR[design.data.frequency])
+    add_per_year(cumulative, len(post_positions) / PERIODS_PER_YEAR[design.data.frequency])
     result.estimates.append(cumulative)
     result.checks += _checks(design, fitted, seg, mask, spec, n_pre, n_post, outcome, family, response, offset, periods)
     result.analysis = Analysis(
@@ -171,6 +171,14 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         },
     )
     return result
+
+
+def add_per_year(estimate: Estimate, years: float) -> None:
+    """The cumulative absolute effect (and its interval) as a yearly figure."""
+    d = estimate.details
+    d["per_year"] = d["absolute"] / years
+    d["per_year_ci_low"] = d["absolute_ci_low"] / years
+    d["per_year_ci_high"] = d["absolute_ci_high"] / years
 
 
 def _family(design: Design, outcome, spec, key: str) -> str:
