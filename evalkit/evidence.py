@@ -190,19 +190,8 @@ def _round_for_prose(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
-def assess(estimates: list[Estimate], checks: list[Check], analyses: list, primary_outcome: str,
-           intervention: str, outcome_labels: dict, concurrent: list | None = None) -> dict:
-    """Evidence for the run: design level, certainty, verb and headline of the primary outcome.
-
-    The headline comes from the strongest analysis of the primary outcome (highest design
-    level; the first declared among equals).
-    """
-    candidates = [a for a in analyses if a.outcome == primary_outcome and a.method in HEADLINE_ESTIMAND] or \
-                 [a for a in analyses if a.method in HEADLINE_ESTIMAND]
-    if not candidates:
-        return {"design_level": None, "certainty": "very low", "headline": "No analysis gives a headline.",
-                "scale": SCALE_NAME}
-    best = max(candidates, key=lambda a: METHOD_LEVEL.get(a.method, (0, ""))[0])
+def _finding(best, estimates, checks, intervention, outcome_labels, concurrent) -> dict:
+    """Level, certainty and plain-words sentence for one analysis."""
     level, reasons = design_level(best.method, checks, best.outcome, concurrent)
     concerns = _concerns(checks, best.method, best.outcome)
     cert = certainty(level, concerns)
@@ -214,19 +203,53 @@ def assess(estimates: list[Estimate], checks: list[Check], analyses: list, prima
     if best.method == "survival_did":
         rmst = next((e for e in estimates if e.method == best.method and e.outcome == best.outcome
                      and e.estimand == "rmst_difference_did" and e.group is None), None)
-        headline = found_sooner_sentence(intervention, estimate, rmst, cert)
+        sentence = found_sooner_sentence(intervention, estimate, rmst, cert)
     else:
-        headline = headline_sentence(intervention, label, estimate, cert, per_year, label)
+        sentence = headline_sentence(intervention, label, estimate, cert, per_year, label)
     return {
         "design_level": level,
         "design_level_label": METHOD_LEVEL.get(best.method, (level, ""))[1],
         "level_meaning": LEVEL_MEANING[level],
         "lowered_because": reasons,
-        "scale": SCALE_NAME,
         "certainty": cert,
         "concerns": [f"{c.name}: {c.detail}" for c in concerns],
-        "headline": headline,
-        "headline_method": best.method,
-        "headline_outcome": best.outcome,
-        "headline_estimand": estimand,
+        "sentence": sentence,
+        "method": best.method,
+        "outcome": best.outcome,
+        "outcome_label": label,
+        "estimand": estimand,
+    }
+
+
+def _strongest(candidates: list):
+    return max(candidates, key=lambda a: METHOD_LEVEL.get(a.method, (0, ""))[0])
+
+
+def assess(estimates: list[Estimate], checks: list[Check], analyses: list, primary_outcome: str,
+           intervention: str, outcome_labels: dict, concurrent: list | None = None) -> dict:
+    """Evidence for the run: design level, certainty, verb and headline of the primary outcome,
+    and one finding per outcome (EMMIE's "Effect").
+
+    Each finding comes from the strongest analysis of its outcome (highest design level;
+    the first declared among equals).
+    """
+    usable = [a for a in analyses if a.method in HEADLINE_ESTIMAND]
+    if not usable:
+        return {"design_level": None, "certainty": "very low", "headline": "No analysis gives a headline.",
+                "scale": SCALE_NAME, "effects": []}
+    effects = []
+    for outcome in dict.fromkeys(a.outcome for a in usable):
+        best = _strongest([a for a in usable if a.outcome == outcome])
+        effects.append(_finding(best, estimates, checks, intervention, outcome_labels, concurrent))
+    primary = next((f for f in effects if f["outcome"] == primary_outcome), effects[0])
+    return {
+        **{k: primary[k] for k in ("design_level", "design_level_label", "level_meaning", "lowered_because",
+                                   "certainty", "concerns")},
+        "scale": SCALE_NAME,
+        "headline": primary["sentence"],
+        "headline_method": primary["method"],
+        "headline_outcome": primary["outcome"],
+        "headline_estimand": primary["estimand"],
+        "concurrent_changes": list(concurrent or []),
+        "effects": effects,
     }

@@ -43,7 +43,7 @@ def _escape(text: str) -> str:
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
 
 
-def its_figure(series: dict, observed_published: list, y_label: str, title: str) -> str:
+def its_figure(series: dict, observed_published: list, y_label: str, title: str, comparison: list | None = None) -> str:
     """Observed (disclosure-controlled), fitted and counterfactual with its band."""
     with matplotlib.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(7.2, 3.6))
@@ -62,6 +62,10 @@ def its_figure(series: dict, observed_published: list, y_label: str, title: str)
         if (~in_fit).any():
             ax.plot(x[~in_fit], observed[~in_fit], "o", ms=2.8, mfc="white", color=PALETTE["observed"],
                     label="phase-in (not fitted)")
+        if comparison is not None:
+            ax.plot(x, [np.nan if v is None else v for v in comparison], "s", ms=2.2, color="#9a9a9a",
+                    label="comparison (observed)")
+            ax.plot(x, series["comparison_fitted"], color="#9a9a9a", linewidth=1.2, label="comparison (model)")
         ax.plot(x, series["fitted"], color=PALETTE["fitted"], linewidth=1.6, label="model")
         cf = np.array(series["counterfactual"], dtype=float)
         ax.plot(x[post], cf[post], color=PALETTE["counterfactual"], linewidth=1.4, linestyle="--",
@@ -81,3 +85,19 @@ def its_figure(series: dict, observed_published: list, y_label: str, title: str)
 
 def _is_year_start(label: str) -> bool:
     return label.endswith("-01") or label.endswith("Q1") or len(label) == 4
+
+
+def acf_figure(acf: list, n: int, title: str) -> str:
+    """Residual autocorrelation by lag with approximate 95% limits."""
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(7.2, 2.4))
+        lags = np.arange(1, len(acf) + 1)
+        ax.vlines(lags, 0, acf, color=PALETTE["fitted"], linewidth=2)
+        limit = 1.96 / np.sqrt(max(n, 1))
+        ax.axhline(limit, color="#888888", linestyle="--", linewidth=0.8)
+        ax.axhline(-limit, color="#888888", linestyle="--", linewidth=0.8)
+        ax.axhline(0, color="#333333", linewidth=0.8)
+        ax.set_xlabel("lag (periods)")
+        ax.set_ylabel("autocorrelation")
+        ax.set_ylim(-1, 1)
+        return _to_svg(fig, title)

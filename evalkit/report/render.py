@@ -13,20 +13,42 @@ from markupsafe import Markup
 
 from ..results import Results, write_atomic
 from .disclosure import SUPPRESSED, control_count, control_table, rule_from_dict
-from .figures import its_figure
+from .figures import acf_figure, its_figure
 
 CHECK_MEANING = {
     "minimum_data": "Enough time points either side of the change to tell a trend from a jump.",
     "overdispersion": "Whether the counts vary more than a simple count model expects; if they do, intervals must widen.",
     "autocorrelation": "Whether one period's count follows on from the last; if it does, intervals must allow for it.",
     "seasonality": "Whether the usual seasonal rise and fall is accounted for, so it is not mistaken for an effect.",
+    "pre_trends": "Whether the adopting and comparison areas were moving in step before the change; if not, the comparison may mislead.",
+    "placebo": "Whether a fake intervention date or area shows an 'effect' too; if it does, the real one is doubtful.",
+    "few_treated": "How many areas adopted; with few, ordinary standard errors are too small and special inference is needed.",
+    "bacon_decomposition": "Whether a simple two-way comparison leans on already-treated areas as controls, which can bias it.",
+    "proportional_hazards": "Whether the change in how soon children are found is steady over the hours missing, as the model assumes.",
+    "moderators": "Whether every subgroup could be analysed.",
+    "pre_fit": "How closely the synthetic comparison tracks the adopting area before the change.",
+    "convex_hull": "Whether the adopting area lies within the range of the comparison areas, so a blend of them can match it.",
 }
 
+CHECK_LABEL = {"pre_trends": "pre-intervention trends", "few_treated": "number of adopting areas",
+               "bacon_decomposition": "Goodman-Bacon decomposition", "proportional_hazards": "proportional hazards"}
+
+#: checks shown in the evidence box: they bear on whether the comparison is fair
+DESIGN_CHECKS = ("pre_trends", "placebo", "few_treated", "bacon_decomposition", "pre_fit", "convex_hull")
+
+#: estimand -> words, for the main estimates table
 ESTIMAND_WORDS = {
-    "level_change": "Immediate change in level at the intervention",
+    "level_change": "Immediate change at the intervention",
     "slope_change": "Change in trend per period after the intervention",
-    "pre_slope": "Trend per period before the intervention",
-    "cumulative_effect": "Average effect over the whole post-intervention period",
+    "cumulative_effect": "Average effect over the post-intervention period",
+    "level_change_difference": "Immediate change, compared with the comparison areas",
+    "slope_change_difference": "Change in trend, compared with the comparison areas",
+    "att": "Average effect in the adopting areas",
+    "att_simple": "Average effect in the adopting areas",
+    "att_dynamic": "Average effect after adoption (event study)",
+    "hazard_ratio_did": "Chance of being found at any moment (hazard ratio)",
+    "rmst_difference_did": "Change in average hours missing within the horizon",
+    "placebo_p": "Share of comparison areas with as large a change (placebo p)",
 }
 
 REFERENCES = {
@@ -82,10 +104,10 @@ def _number(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{max(digits - 1, 0)}f}".rstrip("0").rstrip(".")
 
 
-def _published_observed(series: dict, rule) -> list:
+def _published_observed(series: dict, rule, prefix: str = "") -> list:
     """Observed values as the report may show them: from disclosure-controlled counts."""
-    counts = series.get("observed_counts")
-    observed = series["observed"]
+    counts = series.get(f"{prefix}_counts" if prefix else "observed_counts")
+    observed = series[f"{prefix}_observed" if prefix else "observed"]
     if counts is None:
         return observed
     out = []
@@ -98,49 +120,140 @@ def _published_observed(series: dict, rule) -> list:
     return out
 
 
+def _ratio_text(x: float) -> str:
+    change = (x - 1.0) * 100
+    return "no change" if abs(change) < 0.05 else f"{abs(change):.1f}% {'fewer' if change < 0 else 'more'}"
+
+
+def _value_text(estimate) -> tuple[str, str]:
+    if estimate.scale == "ratio" and estimate.estimand != "hazard_ratio_did":
+        return _ratio_text(estimate.estimate), f"{_ratio_text(estimate.ci_low)} to {_ratio_text(estimate.ci_high)}"
+    if estimate.ci_low is None:
+        return _number(estimate.estimate), ""
+    return _number(estimate.estimate), f"{_number(estimate.ci_low)} to {_number(estimate.ci_high)}"
+
+
+def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
+    figures = []
+    acf_by_method = {(c.method, c.outcome): c.values.get("acf") for c in results.checks if c.name == "autocorrelation"}
+    for analysis in results.analyses:
+        outcome = outcomes.get(analysis.outcome, {})
+        label = outcome.get("label", analysis.outcome)
+        if analysis.method in ("its", "controlled_its") and analysis.series:
+            per = outcome.get("per")
+            y_label = f"{label} per {per:,.0f}" if analysis.settings.get("exposure") and per else label
+            comparison = analysis.series.get("comparison_observed")
+            figures.append({
+                "kind": "its",
+                "title": f"{label.capitalize()}: observed, and expected without the intervention",
+                "caption": (f"{analysis.label}. Dots: observed{' (from rounded counts)' if rule.enabled else ''}; "
+                            "blue line: model; red dashed line: what the model expects without the intervention, "
+                            "with its likely range shaded"
+                            + ("; grey: the comparison series." if comparison else ".")),
+                "svg": Markup(its_figure(analysis.series, _published_observed(analysis.series, rule), y_label,
+                                         f"{label}: observed and counterfactual",
+                                         comparison=_published_observed(analysis.series, rule, "comparison")
+                                         if comparison else None)),
+            })
+            acf = acf_by_method.get((analysis.method, analysis.outcome))
+            if acf and results.context.get("audience") == "technical":
+                figures.append({"kind": "acf", "title": "Residual autocorrelation",
+                                "caption": "Autocorrelation of the model's residuals by lag, with approximate 95% limits "
+                                           "(plus or minus 1.96 / square root of the number of periods).",
+                                "svg": Markup(acf_figure(acf, analysis.settings.get("n_periods") or len(acf) * 3,
+                                                         "Residual autocorrelation"))})
+    return figures
+
+
+def _main_rows(results: Results, outcomes: dict) -> list[dict]:
+    rows = []
+    for e in results.estimates:
+        if e.estimand in ESTIMAND_WORDS and e.group in (None, "treated"):
+            value, span = _value_text(e)
+            rows.append({"outcome": outcomes.get(e.outcome, {}).get("label", e.outcome), "what": ESTIMAND_WORDS[e.estimand],
+                         "estimate": value, "range": span})
+    return rows
+
+
+def _moderators(results: Results, rule) -> tuple[list[dict], str]:
+    rows, method = [], ""
+    for e in results.estimates:
+        if (e.group or "").startswith("subgroup: "):
+            value, span = _value_text(e)
+            episodes = control_count(e.details.get("episodes"), rule)
+            rows.append({"subgroup": e.group[len("subgroup: "):], "episodes": episodes, "estimate": value, "range": span})
+            method = e.method
+    return rows, method
+
+
+def _economics(evidence: dict) -> dict | None:
+    econ = evidence.get("economics")
+    if not econ:
+        return None
+    change = econ["reports_change_per_year"]
+    saved = econ["police_cost_saved_per_year"]
+    words = (f"If the estimated change is real, about {_prose_count(abs(change))} "
+             f"{'fewer' if change < 0 else 'more'} missing reports a year would "
+             f"{'save' if saved >= 0 else 'cost'} about £{_prose_count(abs(saved))} of police time a year")
+    span = econ.get("police_cost_saved_range")
+    if span:
+        low, high = span
+        if low < 0 < high:
+            words += f"; the likely range runs from a cost of £{_prose_count(-low)} to a saving of £{_prose_count(high)}"
+        else:
+            words += f" (likely range £{_prose_count(min(low, high))} to £{_prose_count(max(low, high))})"
+    if econ.get("annual_cost"):
+        net = econ.get("net_saving_per_year", 0.0)
+        words += (f", against the intervention's cost of £{_prose_count(econ['annual_cost'])} a year "
+                  f"(a net {'saving' if net >= 0 else 'cost'} of about £{_prose_count(abs(net))})")
+    return {**econ, "sentence": words + "."}
+
+
+def _prose_count(x: float) -> str:
+    if x >= 1000:
+        return f"{round(x, -3 if x >= 10000 else -2):,.0f}"
+    return f"{round(x):,.0f}"
+
+
 def view_model(results: Results) -> dict:
     context = results.context
     rule = rule_from_dict(context["disclosure"])
     outcomes = {o["name"]: o for o in context["outcomes"]}
-    figures = []
-    for analysis in results.analyses:
-        if analysis.method in ("its", "controlled_its") and analysis.series:
-            outcome = outcomes.get(analysis.outcome, {})
-            per = outcome.get("per")
-            label = outcome.get("label", analysis.outcome)
-            y_label = f"{label} per {per:,.0f}" if analysis.settings.get("exposure") and per else label
-            figures.append({
-                "title": f"{label.capitalize()}: observed and without the intervention",
-                "caption": (f"{analysis.label}. Dots: observed{' (from rounded counts)' if rule.enabled else ''}; "
-                            "blue line: model; red dashed line: what the model projects without the intervention, "
-                            "with its likely range shaded."),
-                "svg": Markup(its_figure(analysis.series, _published_observed(analysis.series, rule), y_label,
-                                         f"{label}: observed and counterfactual")),
-            })
     table = context.get("summary_counts", [])
     rows = [[r["group"], r["units"], r["before"], r["after"]] for r in table]
+    controlled = []
     if rows:
         total = ["all", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows)]
         controlled = control_table(rows + [total], [2, 3], rule, total_row=len(rows))
-    else:
-        controlled = []
-    estimates = [e for e in results.estimates]
-    checks = [{"name": c.name, "status": c.status, "detail": c.detail, "method": c.method, "outcome": c.outcome,
-               "meaning": CHECK_MEANING.get(c.name, "")} for c in results.checks]
+    checks = [{"name": c.name, "label": CHECK_LABEL.get(c.name, c.name.replace("_", " ")), "status": c.status,
+               "detail": c.detail, "method": c.method, "outcome": c.outcome, "meaning": CHECK_MEANING.get(c.name, "")}
+              for c in results.checks]
+    moderator_rows, moderator_method = _moderators(results, rule)
+    adoption: dict = {}
+    for unit, period in context.get("adoption", {}).items():
+        adoption.setdefault(period, []).append(unit)
     methods = sorted({a.method for a in results.analyses})
     return {
         "r": results,
         "title": results.design.get("title"),
         "evidence": results.evidence,
         "context": context,
-        "figures": figures,
+        "figures": _figures(results, rule, outcomes),
+        "main_rows": _main_rows(results, outcomes),
+        "design_checks": [c for c in checks if c["name"] in DESIGN_CHECKS],
+        "moderator_rows": moderator_rows,
+        "moderator_method": moderator_method,
+        "adoption_by_period": sorted(adoption.items()),
+        "phase_in_excluded": all(a.settings.get("transition_mode", "exclude") == "exclude" for a in results.analyses),
+        "economics": _economics(results.evidence),
         "summary_rows": controlled,
-        "suppressed": SUPPRESSED,
+        "summary_label": table[0]["outcome"].replace("_", " ") if table else "",
         "disclosure_text": rule.describe(),
-        "estimates": estimates,
-        "estimand_words": ESTIMAND_WORDS,
+        "estimates": results.estimates,
         "checks": checks,
         "analyses": results.analyses,
+        "technical_tables": [t for a in results.analyses for t in a.series.get("tables", [])]
+        if context.get("audience") == "technical" else [],
         "references": [ref for m in methods for ref in REFERENCES.get(m, [])],
         "technical": context.get("audience") == "technical",
     }
