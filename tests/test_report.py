@@ -1,0 +1,152 @@
+"""The report: self-contained, deterministic, disclosure-controlled, safe with hostile names,
+and rendering in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import evalkit
+from evalkit.design import design_from_mapping
+from evalkit.report.disclosure import DisclosureRule, control_count, control_table
+from evalkit.report.render import render_html
+
+from .conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def spoc_results():
+    return evalkit.run(evalkit.load_design(ROOT / "designs" / "spoc_rollout.yaml"))
+
+
+@pytest.fixture(scope="module")
+def spoc_html(spoc_results):
+    return render_html(spoc_results)
+
+
+def test_sections_in_the_contract_order(spoc_html):
+    order = ["What we found", "How strong is the evidence?", "Effect", "Mechanism", "Moderators", "Implementation",
+             "Economic cost", "The data", "Assumption checks", "Technical annex", "Reproducibility"]
+    positions = [spoc_html.index(f">{title}") for title in order]
+    assert positions == sorted(positions)
+
+
+def test_every_headline_number_comes_from_results(spoc_results, spoc_html):
+    assert spoc_results.evidence["headline"] in spoc_html
+    assert spoc_results.design["sha256"] in spoc_html and spoc_results.data["sha256"] in spoc_html
+    assert "Maryland Scientific Methods Scale" in spoc_html
+    assert "caused" not in spoc_html.lower()
+
+
+def test_no_identifier_or_episode_date_in_the_report(spoc_html):
+    assert not re.search(r"\bC\d{7}\b", spoc_html)  # child ids of the example
+    assert not re.search(r"\bE\d{7}\b", spoc_html)  # episode ids
+    assert not re.search(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}", spoc_html)  # episode timestamps
+
+
+def test_published_counts_are_rounded_and_small_ones_suppressed():
+    rule = DisclosureRule(min_count=10, round_to=5)
+    assert [control_count(v, rule) for v in (0, 3, 9, 10, 12, 13, 1234)] == [0, "c", "c", 10, 10, 15, 1235]
+    nhs = DisclosureRule(min_count=8, round_to=5)
+    assert control_count(7, nhs) == "c" and control_count(8, nhs) == 10
+    # secondary suppression: one hidden cell in a column with a total hides the next smallest
+    table = control_table([["a", 4], ["b", 30], ["c", 60], ["all", 94]], [1], rule, total_row=3)
+    assert [row[1] for row in table] == ["c", "c", 60, 95]
+
+
+def test_report_tables_apply_disclosure_control(spoc_results, spoc_html):
+    for row in spoc_results.context["summary_counts"]:
+        for value in (row["before"], row["after"]):
+            if value % 5:
+                assert f">{int(value):,}<" not in spoc_html
+
+
+def test_disclosure_presets_change_the_published_counts():
+    raw = yaml.safe_load((ROOT / "designs" / "spoc_rollout.yaml").read_text())
+    raw["report"]["disclosure"] = {"preset": "dfe"}
+    results = evalkit.run(design_from_mapping(raw, path=ROOT / "designs" / "spoc_rollout.yaml"))
+    assert results.context["disclosure"] == {"min_count": 1, "round_to": 10, "enabled": True, "preset": "dfe"}
+    assert "rounded to the nearest 10" in render_html(results)
+
+
+def hostile_project(tmp_path):
+    """The Sicily design with script in the title, the intervention and the description."""
+    shutil.copytree(ROOT / "examples" / "sicily", tmp_path / "examples" / "sicily")
+    raw = yaml.safe_load((ROOT / "designs" / "sicily_smoking_ban.yaml").read_text())
+    raw["data"]["source"] = "examples/sicily/sicily.csv"
+    raw["title"] = "<script>alert('title')</script> & co"
+    raw["intervention"]["name"] = "<img src=x onerror=alert(1)>"
+    raw["intervention"]["description"] = "</p><script>alert('d')</script>"
+    raw["context"] = {"concurrent_changes": [{"name": "<b>recording</b> change", "date": "2005-06"}]}
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_hostile_names_are_shown_as_text(tmp_path):
+    results = evalkit.run(evalkit.load_design(hostile_project(tmp_path)))
+    html = render_html(results)
+    assert "<script>" not in html and "<img src=x" not in html and "<b>recording" not in html
+    assert "&lt;script&gt;alert(&#39;title&#39;)&lt;/script&gt; &amp; co" in html
+    # the overlapping concurrent change lowers the level below the single-series 2
+    assert results.evidence["design_level"] == 1
+
+
+def test_two_runs_give_identical_bytes(tmp_path):
+    out = [tmp_path / "a", tmp_path / "b"]
+    for folder in out:
+        results = evalkit.run(evalkit.load_design(ROOT / "designs" / "spoc_rollout.yaml"))
+        results.to_json(folder / "results.json")
+        evalkit.render_report(results, folder / "report.html")
+    for name in ("results.json", "report.html"):
+        assert (out[0] / name).read_bytes() == (out[1] / name).read_bytes()
+
+
+def test_technical_audience_opens_the_annex(spoc_results):
+    technical = evalkit.Results.from_dict(spoc_results.to_dict())
+    technical.context["audience"] = "technical"
+    html = render_html(technical)
+    assert "<details open>" in html and "Residual autocorrelation" in html
+    assert "<details>" in render_html(spoc_results)
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path, spoc_results):
+    from playwright.sync_api import sync_playwright
+
+    report = evalkit.render_report(spoc_results, tmp_path / "report.html")
+    hostile = evalkit.run(evalkit.load_design(hostile_project(tmp_path)))
+    hostile_report = evalkit.render_report(hostile, tmp_path / "hostile.html")
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        for path in (report, hostile_report):
+            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+            page.goto(Path(path).resolve().as_uri())
+            page.wait_for_load_state("load")
+            figures = page.locator("figure svg")
+            assert figures.count() >= 1
+            for i in range(figures.count()):
+                box = figures.nth(i).bounding_box()
+                assert box and box["width"] > 200 and box["height"] > 80
+                assert figures.nth(i).locator("path, line, text").count() > 10
+            assert page.locator("#headline").inner_text().strip()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390 + 1, "the page scrolls sideways on a phone"
+            page.close()
+        browser.close()
+    assert problems == []
+    assert all(url.startswith("file://") for url in requests), requests
