@@ -44,6 +44,68 @@ def _friendly(command):
     return wrapper
 
 
+class _TerminalProgress:
+    """Draws the library's long steps (evalkit.data.progress) on a terminal's stderr.
+
+    The current step is one line redrawn in place (a bar when its length is known);
+    a finished step that took at least half a second leaves a line with its time.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.open: list[list] = []  # [name, total, done]
+
+    def start(self, name, total):
+        self.open.append([name, total, 0])
+        self._draw()
+
+    def advance(self, amount):
+        if self.open:
+            self.open[-1][2] += amount
+            self._draw()
+
+    def finish(self, name, seconds):
+        if self.open:
+            self.open.pop()
+        self._clear()
+        if seconds >= 0.5:
+            self.stream.write(f"  {name}: {seconds:.1f} s\n")
+        self._draw()
+
+    def _clear(self):
+        self.stream.write("\r\x1b[2K")
+        self.stream.flush()
+
+    def _draw(self):
+        self._clear()
+        if not self.open:
+            return
+        name, total, done = self.open[-1]
+        if total:
+            filled = int(self.WIDTH * min(done, total) / total)
+            line = f"{name} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done:,}/{total:,}"
+        elif done:
+            line = f"{name} ... {done:,}"
+        else:
+            line = f"{name} ..."
+        self.stream.write(line[:200])
+        self.stream.flush()
+
+
+def _progress():
+    """A progress bar on stderr when it is a terminal; nothing otherwise (pipes, CI, tests)."""
+    import contextlib
+
+    from .data.progress import listening
+
+    stream = sys.stderr
+    if os.environ.get("EVALKIT_NO_PROGRESS") or not stream.isatty():
+        return contextlib.nullcontext()
+    return listening(_TerminalProgress(stream))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="evalkit")
 def main():
@@ -62,7 +124,8 @@ def validate(design):
 
     loaded = load_design(design)
     check_plan(loaded)
-    data = load_data(loaded)
+    with _progress():
+        data = load_data(loaded)
     click.echo(summarize(loaded, data))
     click.echo("ok: the design and its data are valid")
 
@@ -76,16 +139,21 @@ def run(design, out_dir):
     """Fit every analysis in DESIGN's plan; write report.html and results.json."""
     from .design import load_design
     from .pipeline import run as run_plan
+    from .data.progress import stage
     from .report.render import render_html
     from .results import write_atomic
 
     loaded = load_design(design)
     command = "evalkit run " + shlex.quote(str(design)) + ("" if out_dir is None else f" --out {shlex.quote(str(out_dir))}")
     out_dir = out_dir or Path("reports") / "out" / design.stem
-    results = run_plan(loaded, command=command)
-    # both files are rendered in memory first: a failure leaves nothing half-written
-    json_text = results.to_json_text()
-    html = render_html(results)
+    with _progress():
+        count = len(loaded.analysis)
+        with stage(f"evalkit run {design.name}: data and {count} {'analysis' if count == 1 else 'analyses'}"):
+            results = run_plan(loaded, command=command)
+        # both files are rendered in memory first: a failure leaves nothing half-written
+        with stage("render the report"):
+            json_text = results.to_json_text()
+            html = render_html(results)
     _check_writable(out_dir)
     write_atomic(out_dir / "results.json", json_text)
     write_atomic(out_dir / "report.html", html)
@@ -126,14 +194,34 @@ def report(results_path, out_file):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to write the design and data to [./<name>].")
 @click.option("--seed", type=int, default=None, help="Seed for a simulated example [the example's own].")
+@click.option("--scale", type=click.Choice(["regional", "national"]), default="regional", show_default=True,
+              help="spoc-rollout: 13 forces (CSV) or a national extract of 43 forces, about 3.5 million "
+                   "episodes (Parquet).")
 @_friendly
-def example(name, out_dir, seed):
+def example(name, out_dir, seed, scale):
     """Write a shipped example (design file and data) to a folder."""
+    from .data.progress import stage
     from .examples import write_example
 
+    if scale != "regional" and name != "spoc-rollout":
+        raise click.UsageError(f"--scale {scale} is only for spoc-rollout (a simulated example)")
     out_dir = out_dir or Path(name)
-    design_path = write_example(name, out_dir, seed=seed)
+    with _progress(), stage(f"write the {name} example ({scale})"):
+        design_path = write_example(name, out_dir, seed=seed, scale=scale)
     click.echo(f"wrote {design_path}; run it with: evalkit run {shlex.quote(str(design_path))}")
+    _key_hint(design_path)
+
+
+def _key_hint(design_path: Path) -> None:
+    """Say how to set the pseudonym key when the written design needs one that is not set."""
+    from .data.pseudonymise import KEY_HINT
+    from .design import load_design
+
+    data = load_design(design_path).data
+    if data.layout == "episodes" and "person" in data.columns and data.person_key == "environment" \
+            and not os.environ.get(data.person_key_env):
+        click.echo(f"first set the key that pseudonymises child identifiers: "
+                   f"export {data.person_key_env}=$({KEY_HINT})")
 
 
 @main.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -111,18 +112,67 @@ ColumnRole = Literal[
 ]
 
 
+SQLParam = Union[bool, int, float, str, dt.datetime, dt.date, None]
+
+
 class DataSpec(StrictModel):
-    source: str = Field(description="A .csv, .csv.gz or .parquet file (relative to the design file).")
-    query: str | None = None
-    table: str | None = None
+    source: str = Field(description="A .csv, .csv.gz or .parquet file (relative to the design file), or a database "
+                        "URL (sqlite:///f.db, duckdb:///f.duckdb, postgresql://user@host/db) with query or table; "
+                        "no password in the URL (EVALKIT_DB_PASSWORD or PGPASSWORD; ${NAME} reads a variable).")
+    query: str | None = Field(None, description="SQL text when source is a database; :name placeholders take data.params.")
+    table: str | None = Field(None, description="A table (or schema.table) to read when source is a database.")
+    params: dict[str, SQLParam] = Field(default_factory=dict, description="Values bound to the query's :name placeholders.")
     layout: Literal["episodes", "panel"] = "episodes"
     columns: dict[ColumnRole, str | list[str]] = Field(default_factory=dict)
+    person_key_env: str = Field(
+        "EVALKIT_PSEUDONYM_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the secret key that pseudonymises columns.person (HMAC-SHA256).",
+    )
+    person_key: Literal["environment", "ephemeral"] = Field(
+        "environment", description="environment: the key comes from person_key_env (required when columns.person is "
+        "mapped); ephemeral: a random key for this run only, for synthetic identifiers.",
+    )
     extracted_at: dt.datetime | dt.date | str | None = Field(
         None, description="When the extract was taken; open episodes are censored here."
     )
     frequency: Literal["month", "quarter", "year"] = "month"
     window: Window | None = None
     exposure: ExposureSource | None = None
+
+    @model_validator(mode="after")
+    def _database_keys(self):
+        # the source itself is never echoed here: it may hold a password
+        database = bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", self.source))
+        if database and re.match(r"^[^:/]+://[^/@]*:(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^/@]*@", self.source):
+            raise PydanticCustomError(
+                "url_password", "data.source holds a password, which belongs in the environment, not the design file: "
+                "drop it from the URL and set EVALKIT_DB_PASSWORD (or PGPASSWORD), or write ${NAME} for variable NAME")
+        if not database and (self.query is not None or self.table is not None or self.params):
+            raise PydanticCustomError("not_database", "data.query, data.table and data.params apply only when data.source "
+                                      "is a database URL")
+        if database and (self.query is None) == (self.table is None):
+            raise PydanticCustomError("query_or_table", "a database source needs exactly one of data.query (SQL text) or "
+                                      "data.table (a table name)")
+        if self.params and self.query is None:
+            raise PydanticCustomError("params_need_query", "data.params are bound into data.query's :name placeholders, so they "
+                                      "need data.query")
+        self._window_inside_extract()
+        return self
+
+    def _window_inside_extract(self) -> None:
+        # a period after the extract was taken would count as zero reports, not as unknown
+        if self.window is None or self.extracted_at is None:
+            return
+        try:
+            last = parse_period(self.window.end, self.frequency)
+            extracted = parse_timestamp_end_of_day(self.extracted_at)
+        except (ValueError, TypeError):
+            return  # an unparseable period or date is reported with its own key later
+        if extracted + dt.timedelta(seconds=1) < last.end_time:
+            raise PydanticCustomError(
+                "window_after_extract", "data.window ends with {last}, which is not over when the extract was taken "
+                "({extracted}): its counts would be incomplete; end the window earlier or use a later extract",
+                {"last": str(last), "extracted": f"{extracted:%Y-%m-%d %H:%M}"})
 
 
 # ----------------------------------------------------------------------------- units

@@ -21,6 +21,19 @@ def root() -> Path:
     return ROOT
 
 
+#: The pseudonym key every test runs with (data.columns.person needs one: evalkit/data/pseudonymise.py).
+TEST_PSEUDONYM_KEY = "evalkit-test-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pseudonym_key():
+    """Person identifiers are pseudonymised with a key from the environment: tests set one
+    (session-wide, so module-scoped fixtures have it too; a test may delete it with monkeypatch)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EVALKIT_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+        yield TEST_PSEUDONYM_KEY
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")

@@ -10,6 +10,10 @@ Definitions (docs/data.md):
   ``extracted_at``, is right-censored at ``extracted_at`` (never dropped, never "found");
 - a repeat report is an episode of a person with an earlier episode anywhere in the
   extract (before the window too): the ordinary "repeat missing" definition.
+
+Everything is vectorised for national extracts (millions of rows): text columns are
+handled through their distinct values (pandas Categoricals, codes and categories), and
+the per-cell counts are numpy ``bincount``s over (unit, period) cell numbers.
 """
 
 from __future__ import annotations
@@ -18,23 +22,47 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EvalkitError
-from .sources import first_bad, row_label
+from .sources import first_bad, release_unused_memory, row_label
+
+#: Ages accepted in an ``age`` column (children's services see young adults up to 25).
+AGE_RANGE = (0, 25)
+_TZ_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
 def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allow_empty: bool) -> pd.Series:
-    """Parse a column of timestamps; empty cells become NaT when allowed."""
+    """Parse a column of timestamps; empty cells become NaT when allowed.
+
+    Text in ISO 8601 (``2021-04-03 14:22``, a ``T`` or seconds allowed). A column whose
+    every value carries a time zone is converted to UTC; one that mixes values with and
+    without a zone is an error (the zone-less ones cannot be placed in time).
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         empty = parsed.isna()
+        _check_nanosecond_range(parsed, where, column, kind)
+    elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise EvalkitError(where, f"column '{column}' holds numbers, not date-times",
+                           "store date-times as timestamps or as text like 2021-04-03 14:22", key=row_label(0, kind))
     else:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
         text = values.astype("string").str.strip()
         empty = text.isna() | (text == "")
+        zoned = text.str.contains(_TZ_SUFFIX, regex=True).fillna(False) & ~empty
+        if zoned.any() and not zoned[~empty].all():
+            first_zoned = bool(zoned[~empty].iloc[0])
+            bad = first_bad(~empty & (zoned != first_zoned))
+            raise EvalkitError(where, f"'{text.iloc[bad][:40]}' in column '{column}' "
+                               + ("has no time zone, but earlier date-times do" if first_zoned
+                                  else "has a time zone, but earlier date-times do not"),
+                               "write every date-time with a time zone (e.g. +01:00), or none", key=row_label(bad, kind))
+        candidates = text.where(~empty)
         try:
-            parsed = pd.to_datetime(text.where(~empty), errors="coerce", format="ISO8601")
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(text.where(~empty), errors="coerce", format="mixed")
+            parsed = pd.to_datetime(candidates, errors="coerce", format="ISO8601", utc=bool(zoned.any()))
+        except (ValueError, TypeError, OverflowError):
+            parsed = pd.to_datetime(candidates, errors="coerce", format="mixed", utc=bool(zoned.any()))
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = first_bad(parsed.isna() & ~empty)
@@ -50,62 +78,176 @@ def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allo
     return parsed.astype("datetime64[ns]")
 
 
+def _check_nanosecond_range(values: pd.Series, where: str, column: str, kind: str) -> None:
+    """Date-times stored at another resolution (Parquet, SQL) must fit evalkit's nanoseconds."""
+    stamps = values.to_numpy()
+    if stamps.dtype == np.dtype("datetime64[ns]"):
+        return
+    low, high = np.datetime64(pd.Timestamp.min.ceil("s")), np.datetime64(pd.Timestamp.max.floor("s"))
+    outside = ~np.isnat(stamps) & ((stamps < low.astype(stamps.dtype)) | (stamps > high.astype(stamps.dtype)))
+    bad = first_bad(outside)
+    if bad is not None:
+        raise EvalkitError(where, f"'{stamps[bad]}' in column '{column}' is outside the years 1678-2261",
+                           "correct the date-time", key=row_label(bad, kind))
+
+
+def text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """A text column as (codes, distinct stripped values); code -1 for an empty cell.
+
+    Works on the distinct values only, so a Categorical of millions of rows costs little.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy().astype(np.int64, copy=False)
+        categories = values.cat.categories
+    else:
+        codes, categories = pd.factorize(values, use_na_sentinel=True)
+        codes = codes.astype(np.int64, copy=False)
+    stripped = pd.Series(np.asarray(categories, dtype=object)).map(
+        lambda v: v.strip() if isinstance(v, str) else ("" if v is None or v != v else str(v)))
+    merged_codes, merged = pd.factorize(stripped.where(stripped != "", None), use_na_sentinel=True)
+    mapping = np.append(merged_codes.astype(np.int64), -1)
+    return mapping[codes], pd.Index(np.asarray(merged, dtype=object), dtype=object)
+
+
+def _categorical(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
 def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at: pd.Timestamp | None) -> pd.DataFrame:
     """Turn the file's columns into evalkit's episode frame.
 
     Returns a frame with ``unit``, ``reported_at``, ``found_at`` (NaT when open),
-    ``person`` (when mapped), optional ``looked_after``/``risk``/``age``/``sex``,
-    ``hours_to_found`` and ``censored``, plus ``row`` (the file position, for messages).
+    ``person`` (a Categorical of pseudonyms, when mapped), optional ``looked_after``/
+    ``risk``/``age``/``sex``, ``hours_to_found`` and ``censored``, plus ``row`` (the file
+    position, for messages). Episode ids are checked for duplicates and not kept.
     """
     kind = raw.attrs.get("kind", "csv")
-    episodes = pd.DataFrame({"row": np.arange(len(raw))})
-    unit = raw[columns["unit"]]
-    if unit.dtype == object or str(unit.dtype).startswith("str") or str(unit.dtype) == "string":
-        unit = unit.astype("string").str.strip()
-        bad = first_bad(unit.isna() | (unit == ""))
-        if bad is not None:
-            raise EvalkitError(where, f"column '{columns['unit']}' is empty", "every episode needs its area", key=row_label(bad, kind))
-        unit = coerce_unit_ids(unit)
-    episodes["unit"] = unit.to_numpy()
+    n = len(raw)
+    if "episode" in columns:
+        # first, while nothing else is built: hashing millions of ids takes memory for a moment
+        _check_unique_episodes(raw[columns["episode"]], where, columns["episode"], kind)
+        release_unused_memory()
+    episodes = pd.DataFrame({"row": np.arange(n)})
+    episodes["unit"] = _unit_values(raw[columns["unit"]], where, columns["unit"], kind)
     episodes["reported_at"] = parse_timestamps(raw[columns["reported_at"]], where, columns["reported_at"], kind, False).to_numpy()
     if "found_at" in columns:
         found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True)
         episodes["found_at"] = found.to_numpy()
-        bad = first_bad(pd.Series(episodes["found_at"] < episodes["reported_at"]))
+        bad = first_bad(episodes["found_at"].to_numpy() < episodes["reported_at"].to_numpy())
         if bad is not None:
             raise EvalkitError(where, f"found_at ({episodes['found_at'].iloc[bad]}) is before reported_at ({episodes['reported_at'].iloc[bad]})",
                                "correct the dates or swap the columns in data.columns", key=row_label(bad, kind))
     else:
         episodes["found_at"] = pd.Series(pd.NaT, index=episodes.index, dtype="datetime64[ns]")
-    for role in ("person", "episode", "sex", "risk"):
+    if "person" in columns:
+        person = raw[columns["person"]]
+        if isinstance(person.dtype, pd.CategoricalDtype) and not person.cat.categories.hasnans:
+            episodes["person"] = person.array  # pseudonymised at reading: already clean
+        else:
+            codes, categories = text_codes(person)
+            episodes["person"] = _categorical(codes, categories)
+    for role in ("sex", "risk"):
         if role in columns:
-            episodes[role] = raw[columns[role]].astype("string").str.strip().to_numpy()
-    if "episode" in episodes:
-        dup = first_bad(pd.Series(episodes["episode"].duplicated().to_numpy()))
-        if dup is not None:
-            raise EvalkitError(where, f"episode id '{episodes['episode'].iloc[dup]}' appears twice",
-                               "remove the duplicate record", key=row_label(dup, kind))
+            codes, categories = text_codes(raw[columns[role]])
+            episodes[role] = _categorical(codes, categories)
     if "age" in columns:
-        age = pd.to_numeric(raw[columns["age"]].replace("", np.nan), errors="coerce")
-        episodes["age"] = age.to_numpy()
+        episodes["age"] = _ages(raw[columns["age"]], where, columns["age"], kind)
     if "looked_after" in columns:
         episodes["looked_after"] = _parse_flag(raw[columns["looked_after"]], where, columns["looked_after"], kind)
+    reported = episodes["reported_at"]
     if extracted_at is not None:
-        late = first_bad(pd.Series(episodes["reported_at"] > extracted_at))
+        late = first_bad(reported.to_numpy() > np.datetime64(extracted_at))
         if late is not None:
-            raise EvalkitError(where, f"episode reported ({episodes['reported_at'].iloc[late]}) after the extract was taken ({extracted_at:%Y-%m-%d})",
+            raise EvalkitError(where, f"episode reported ({reported.iloc[late]}) after the extract was taken ({extracted_at:%Y-%m-%d})",
                                "correct data.extracted_at or the record", key=row_label(late, kind))
-    open_or_late = episodes["found_at"].isna()
+    found_at = episodes["found_at"].to_numpy()
+    open_or_late = np.isnat(found_at)
     if extracted_at is not None:
-        open_or_late |= episodes["found_at"] > extracted_at
-    elif open_or_late.any():
+        open_or_late |= found_at > np.datetime64(extracted_at)
+        end = np.where(open_or_late, np.datetime64(extracted_at, "ns"), found_at)
+    else:
         bad = first_bad(open_or_late)
-        raise EvalkitError(where, "episodes without found_at need data.extracted_at to be censored at",
-                           "add data.extracted_at: <date the extract was taken>", key=row_label(bad, kind))
-    end = episodes["found_at"].where(~open_or_late, extracted_at if extracted_at is not None else pd.NaT)
-    episodes["hours_to_found"] = (end - episodes["reported_at"]).dt.total_seconds().to_numpy() / 3600.0
-    episodes["censored"] = open_or_late.to_numpy()
+        if bad is not None:
+            raise EvalkitError(where, "episodes without found_at need data.extracted_at to be censored at",
+                               "add data.extracted_at: <date the extract was taken>", key=row_label(bad, kind))
+        end = found_at
+    elapsed = (end - reported.to_numpy()).astype("timedelta64[ns]").astype(np.int64)
+    episodes["hours_to_found"] = elapsed / 3.6e12
+    episodes["censored"] = open_or_late
     return episodes
+
+
+def _unit_values(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
+    """Unit ids, one per row: integer ids stay integers, text ids are stripped."""
+    if pd.api.types.is_integer_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
+        if values.isna().any():
+            bad = first_bad(values.isna())
+            raise EvalkitError(where, f"column '{column}' is empty", "every episode needs its area", key=row_label(bad, kind))
+        return values.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(values):
+        bad = first_bad(values.isna() | (values != np.floor(values)))
+        if bad is not None:
+            raise EvalkitError(where, f"'{values.iloc[bad]}' in column '{column}' is not an area id",
+                               "every episode needs its area (a name or a whole-number code)", key=row_label(bad, kind))
+        return values.to_numpy().astype(np.int64)
+    codes, categories = text_codes(values)
+    bad = first_bad(codes < 0)
+    if bad is not None:
+        raise EvalkitError(where, f"column '{column}' is empty", "every episode needs its area", key=row_label(bad, kind))
+    ids = coerce_unit_ids(pd.Series(categories, dtype="string"))
+    return np.asarray(ids.to_numpy(), dtype=ids.dtype if ids.dtype == np.int64 else object)[codes]
+
+
+def _check_unique_episodes(values: pd.Series, where: str, column: str, kind: str) -> None:
+    """Refuse a repeated episode id, naming the row of its second occurrence.
+
+    Sort-based, with Arrow (a stable sort of the ids, then neighbours compared): for a
+    national extract's millions of distinct ids it is several times faster, and lighter,
+    than a hash of them.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    try:
+        ids = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        ids = pa.array(values.astype(object).map(lambda v: None if v is None or v != v else str(v)), type=pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if len(ids) < 2:
+        return
+    order = pc.sort_indices(ids)  # stable: equal ids keep their row order
+    ordered = ids.take(order)
+    same = pc.fill_null(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)), False)
+    repeats = np.flatnonzero(same.to_numpy(zero_copy_only=False))
+    if not len(repeats):
+        return
+    # in each run of equal ids every element after the first is a later occurrence
+    position = int(order.to_numpy()[repeats + 1].min())
+    raise EvalkitError(where, f"episode id '{str(values.iloc[position])[:40]}' appears twice",
+                       "remove the duplicate record", key=row_label(position, kind))
+
+
+def _ages(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        ages = values.astype("float64")
+    else:
+        codes, categories = text_codes(values)
+        numbers = pd.to_numeric(pd.Series(categories, dtype=object), errors="coerce").to_numpy(dtype=float)
+        bad_category = np.isnan(numbers)
+        bad = first_bad((codes >= 0) & np.append(bad_category, False)[codes])
+        if bad is not None:
+            raise EvalkitError(where, f"'{str(values.iloc[bad]).strip()[:40]}' in column '{column}' is not an age",
+                               "write the age in whole years, or leave it empty", key=row_label(bad, kind))
+        ages = pd.Series(np.append(numbers, np.nan)[codes], index=values.index)
+    low, high = AGE_RANGE
+    bad = first_bad(ages.notna() & ((ages < low) | (ages > high) | ~np.isfinite(ages.fillna(0))))
+    if bad is not None:
+        raise EvalkitError(where, f"age {ages.iloc[bad]:g} in column '{column}' is outside {low}-{high}",
+                           "correct the age, or leave it empty", key=row_label(bad, kind))
+    return ages.to_numpy(dtype=float)
 
 
 def coerce_unit_ids(unit: pd.Series) -> pd.Series:
@@ -116,42 +258,110 @@ def coerce_unit_ids(unit: pd.Series) -> pd.Series:
     return unit.astype(object)
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "y": True, "t": True,
+          "0": False, "false": False, "no": False, "n": False, "f": False}
+
+
 def _parse_flag(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(values):
-        return values.to_numpy()
-    text = values.astype("string").str.strip().str.lower()
-    mapping = {"1": True, "true": True, "yes": True, "y": True, "t": True,
-               "0": False, "false": False, "no": False, "n": False, "f": False}
-    parsed = text.map(mapping)
-    bad = first_bad(parsed.isna() & text.notna() & (text != ""))
+    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
+        return values.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        values = values.astype(object).map(lambda v: None if v is None or v != v else str(int(v)) if float(v).is_integer() else str(v))
+    codes, categories = text_codes(values)
+    parsed = pd.Series(categories, dtype=object).map(lambda v: _FLAGS.get(str(v).lower()))
+    bad_category = parsed.isna().to_numpy()
+    bad = first_bad((codes >= 0) & np.append(bad_category, False)[codes])
     if bad is not None:
-        raise EvalkitError(where, f"'{values.iloc[bad]}' in column '{column}' is not yes/no",
+        raise EvalkitError(where, f"'{str(values.iloc[bad]).strip()[:40]}' in column '{column}' is not yes/no",
                            "write 1/0, true/false or yes/no", key=row_label(bad, kind))
-    return parsed.astype("boolean").to_numpy()
+    flags = pd.array(np.append(parsed.to_numpy(dtype=object), None)[codes], dtype="boolean")
+    return flags.to_numpy(dtype=object, na_value=pd.NA) if flags.isna().any() else flags.to_numpy(dtype=bool)
+
+
+def person_codes(episodes: pd.DataFrame) -> np.ndarray | None:
+    """Integer person numbers (-1 when unknown), or None when no person is mapped."""
+    if "person" not in episodes:
+        return None
+    person = episodes["person"]
+    if isinstance(person.dtype, pd.CategoricalDtype):
+        return person.cat.codes.to_numpy().astype(np.int64, copy=False)
+    codes, _ = text_codes(person)
+    return codes
 
 
 def mark_repeats(episodes: pd.DataFrame) -> pd.Series:
-    """True for an episode of a person already reported missing earlier in the extract."""
-    if "person" not in episodes:
+    """True for an episode of a person already reported missing earlier in the extract.
+
+    A person's first episode (earliest ``reported_at``; among ties, the first row) is not
+    a repeat; every other episode of theirs is. Episodes without a person never are.
+    """
+    codes = person_codes(episodes)
+    if codes is None:
         return pd.Series(False, index=episodes.index)
-    order = episodes.sort_values(["person", "reported_at"], kind="mergesort")
-    earlier = order["person"].duplicated(keep="first") & order["person"].notna()
-    return earlier.reindex(episodes.index)
+    known = codes >= 0
+    n_persons = int(codes.max()) + 1 if known.any() else 0
+    reported = episodes["reported_at"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    earliest = np.full(n_persons, np.iinfo(np.int64).max)
+    np.minimum.at(earliest, codes[known], reported[known])
+    rows = np.arange(len(episodes))
+    is_earliest = known.copy()
+    is_earliest[known] = reported[known] == earliest[codes[known]]
+    first_row = np.full(n_persons, len(episodes))
+    np.minimum.at(first_row, codes[is_earliest], rows[is_earliest])
+    first = np.zeros(len(episodes), dtype=bool)
+    first[known] = rows[known] == first_row[codes[known]]
+    return pd.Series(known & ~first, index=episodes.index)
+
+
+def unit_positions(values: pd.Series, units: list) -> np.ndarray:
+    """Position of each row's unit in ``units`` (-1 when absent).
+
+    Text units are looked up with Arrow (``index_in``): a hash of millions of Python
+    strings against a few dozen areas is ten times slower through a pandas Index.
+    """
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype) \
+            and not isinstance(values.dtype, pd.CategoricalDtype):
+        if all(isinstance(u, str) for u in units):
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            try:
+                found = pc.index_in(pa.array(values, from_pandas=True), value_set=pa.array(units, type=pa.string()))
+                return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            except (pa.ArrowException, TypeError, ValueError):
+                pass  # mixed types: the general lookup below
+    return pd.Index(units).get_indexer(values)
 
 
 def derive_counts(episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) -> pd.DataFrame:
     """Reports, distinct persons and repeat reports per unit and period, zero-filled.
 
     ``episodes`` must carry ``unit``, ``period`` and ``repeat`` and hold only episodes in
-    the window.
+    the window. Returns one row per (unit, period), units outer, in the given orders.
     """
-    grid = pd.MultiIndex.from_product([units, periods], names=["unit", "period"])
-    grouped = episodes.groupby(["unit", "period"], sort=True)
-    counts = pd.DataFrame({"reports": grouped.size()})
-    counts["repeat_reports"] = grouped["repeat"].sum()
-    if "person" in episodes:
-        counts["persons"] = grouped["person"].nunique()
+    unit_position = unit_positions(episodes["unit"], units)
+    period_position = periods.get_indexer(episodes["period"])
+    inside = (unit_position >= 0) & (period_position >= 0)
+    n_cells = len(units) * len(periods)
+    cell = unit_position[inside].astype(np.int64) * len(periods) + period_position[inside]
+    reports = np.bincount(cell, minlength=n_cells)
+    repeats = np.bincount(cell, weights=episodes["repeat"].to_numpy(dtype=bool)[inside], minlength=n_cells)
+    codes = person_codes(episodes)
+    if codes is not None:
+        known = codes[inside] >= 0
+        width = int(codes.max()) + 1
+        # distinct (cell, person) pairs: sort the combined key (numpy's hash-based
+        # np.unique is far slower than a sort on millions of int64s)
+        pairs = np.sort(cell[known] * width + codes[inside][known])
+        distinct = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+        persons = np.bincount(distinct // width, minlength=n_cells)
     else:
-        counts["persons"] = counts["reports"]
-    counts = counts.reindex(grid, fill_value=0).astype("int64")
-    return counts.reset_index()
+        persons = reports
+    counts = pd.DataFrame({
+        "unit": pd.Index(units).repeat(len(periods)),
+        "period": periods[np.tile(np.arange(len(periods)), len(units))],
+        "reports": reports.astype("int64"),
+        "repeat_reports": np.rint(repeats).astype("int64"),
+        "persons": persons.astype("int64"),
+    })
+    return counts

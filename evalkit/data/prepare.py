@@ -16,9 +16,11 @@ import pandas as pd
 from ..design import Design
 from ..errors import EvalkitError, did_you_mean
 from ..periods import FREQUENCIES
+from .durations import DURATION_MEASURES, derive_duration_outcome
 from .episodes import derive_counts, mark_repeats, validate_episodes
 from .panel import numeric_column, parse_period_column, unit_column
-from .sources import first_bad, read_table, row_label, sha256_of
+from .progress import stage
+from .sources import first_bad, read_source, read_table, release_unused_memory, row_label, sha256_of
 
 
 @dataclass
@@ -70,16 +72,19 @@ def load_data(design: Design) -> AnalysisData:
         Naming the file and row (or design key) at fault.
     """
     spec = design.data
-    source_path = design.resolve(spec.source)
     where = spec.source
     columns = dict(spec.columns)
     if spec.layout == "episodes":
         needed = [columns[r] for r in columns if r in ("unit", "reported_at", "found_at", "person", "episode",
                                                         "age", "sex", "looked_after", "risk")]
-        raw = read_table(source_path, where, needed, "data.source")
-        episodes = validate_episodes(raw, columns, where, design.extracted_at)
-        panel, periods, units, episodes = _episodes_to_panel(design, episodes, where)
-        rows = len(raw)
+        raw = read_source(design, needed, categorical=[columns[r] for r in ("unit", "sex", "risk") if r in columns])
+        with stage("validate episodes"):
+            episodes = validate_episodes(raw, columns, where, design.extracted_at)
+        rows, digest = len(raw), raw.attrs["digest"]
+        raw = None  # the file's columns are no longer needed: free them before deriving
+        release_unused_memory()
+        with stage("derive outcomes per area and period"):
+            panel, periods, units, episodes = _episodes_to_panel(design, episodes, where)
     else:
         needed = _column_list(columns["time"])
         if "unit" in columns:
@@ -87,13 +92,15 @@ def load_data(design: Design) -> AnalysisData:
         if "exposure" in columns:
             needed.append(columns["exposure"])
         needed += [o.column for o in design.outcomes if o.column]
+        needed += predictor_columns(design)
+        needed += [c for c in covariate_columns(design) if c not in needed]
         if design.units.adoption_column:
             needed.append(design.units.adoption_column)
-        raw = read_table(source_path, where, needed, "data.source")
+        raw = read_source(design, needed)
         panel, periods, units = _validate_panel(design, raw, where)
         episodes = None
-        rows = len(raw)
-    sources = [source_path]
+        rows, digest = len(raw), raw.attrs["digest"]
+    sources = [digest]
     if spec.exposure is not None:
         panel, exposure_path = _attach_exposure(design, panel)
         sources.append(exposure_path)
@@ -105,6 +112,37 @@ def load_data(design: Design) -> AnalysisData:
         censored=int(episodes["censored"].sum()) if episodes is not None else 0,
         sources=[str(p) for p in sources],
     )
+
+
+def predictor_columns(design: Design) -> list[str]:
+    """Panel columns named as synthetic-control predictors that are not outcomes themselves."""
+    outcome_names = {o.name for o in design.outcomes} | {o.column for o in design.outcomes if o.column}
+    reserved = {"unit", "period", "exposure", "row"}
+    columns = []
+    for i, spec in enumerate(design.analysis):
+        for j, predictor in enumerate(getattr(spec, "predictors", None) or []):
+            name = predictor.column
+            if name in outcome_names or name in columns:
+                continue
+            if name in reserved:
+                raise EvalkitError(design.where, f"predictor column '{name}' clashes with a name evalkit uses",
+                                   "rename the column in the data file", key=f"analysis[{i}].predictors[{j}]")
+            columns.append(name)
+    return columns
+
+
+def covariate_columns(design: Design) -> list[str]:
+    """Panel columns named in any analysis's ``covariates`` (DiD conditioning variables)."""
+    reserved = {"unit", "period", "exposure", "row"} | {o.name for o in design.outcomes}
+    columns = []
+    for i, spec in enumerate(design.analysis):
+        for j, name in enumerate(getattr(spec, "covariates", None) or []):
+            if name in reserved:
+                raise EvalkitError(design.where, f"covariate column '{name}' clashes with a name evalkit uses",
+                                   "rename the column in the data file", key=f"analysis[{i}].covariates[{j}]")
+            if name not in columns:
+                columns.append(name)
+    return columns
 
 
 def _window(design: Design, observed: pd.Series) -> pd.PeriodIndex:
@@ -126,7 +164,8 @@ def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
     if not inside.any():
         raise EvalkitError(where, f"no episode is reported inside the window {periods[0]}..{periods[-1]}",
                            "check data.window against the dates in the file", key=None)
-    episodes = episodes.loc[inside].reset_index(drop=True)
+    if not inside.all():  # a national extract is often all inside: no copy of millions of rows then
+        episodes = episodes.loc[inside].reset_index(drop=True)
     units = sorted(episodes["unit"].unique().tolist(), key=_unit_sort_key)
     for outcome in design.outcomes:
         if outcome.measure == "count" and (outcome.derive or outcome.name) in ("persons", "repeat_reports") \
@@ -138,6 +177,9 @@ def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
     for outcome in design.outcomes:
         if outcome.measure == "count":
             panel[outcome.name] = counts[outcome.derive or outcome.name].to_numpy()
+        elif outcome.measure in DURATION_MEASURES:
+            # Kaplan-Meier per unit-period; cells under min_episodes are NaN (evalkit/data/durations.py)
+            panel[outcome.name] = derive_duration_outcome(episodes, units, periods, outcome)
     return panel, periods, units, episodes
 
 
@@ -151,7 +193,7 @@ def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
     periods_col, _ = parse_period_column(raw, _column_list(columns["time"]), design.data.frequency, where)
     panel = pd.DataFrame({"row": np.arange(len(raw))})
     panel["unit"] = unit_column(raw[columns["unit"]], where, columns["unit"], kind) if "unit" in columns else "series"
-    panel["period"] = periods_col.to_numpy()
+    panel["period"] = periods_col.array  # keep the PeriodArray: to_numpy() boxes every row as an object
     dup = first_bad(pd.Series(panel.duplicated(["unit", "period"]).to_numpy()))
     if dup is not None:
         raise EvalkitError(where, f"unit '{panel['unit'].iloc[dup]}' has period {panel['period'].iloc[dup]} twice",
@@ -164,6 +206,13 @@ def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
                 raise EvalkitError(where, f"count '{outcome.column}' is negative ({values[bad]:g})",
                                    "counts must be 0 or more", key=row_label(bad, kind))
         panel[outcome.name] = values
+    for column in predictor_columns(design):
+        # synthetic-control predictors: numeric, missing allowed (averaged over their windows)
+        panel[column] = numeric_column(raw[column], where, column, kind, allow_missing=True)
+    for column in covariate_columns(design):
+        # DiD covariates: numeric; a missing value drops that unit from the analyses that use it
+        if column not in panel:
+            panel[column] = numeric_column(raw[column], where, column, kind, allow_missing=True)
     if "exposure" in columns:
         panel["exposure"] = numeric_column(raw[columns["exposure"]], where, columns["exposure"], kind)
         _check_exposure(panel["exposure"].to_numpy(), where, columns["exposure"], kind)
@@ -271,7 +320,12 @@ def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
     never = values.isna() | values.isin(["", "0", "0.0", "NA", "nan"])
     result: dict = {}
     unit_values = unit_column(raw[design.data.columns["unit"]], where, design.data.columns["unit"], kind)
-    for position in np.flatnonzero(~never.to_numpy()):
+    rows = np.flatnonzero(~never.to_numpy())
+    # a panel repeats the adoption period on every row of a unit: parse each distinct
+    # (unit, value) pair once, at its first row (same errors, same rows named)
+    pairs = pd.DataFrame({"unit": pd.Series(unit_values).iloc[rows].astype(str).to_numpy(),
+                          "value": values.iloc[rows].to_numpy()})
+    for position in rows[~pairs.duplicated().to_numpy()]:
         text = values.iloc[position]
         text = text[:-2] if text.endswith(".0") else text
         try:

@@ -1,20 +1,51 @@
-"""Reading data sources: CSV (optionally gzipped) and Parquet files.
+"""Reading data sources: CSV (optionally gzipped) and Parquet files, and SQL databases.
 
-Every problem is raised as an EvalkitError naming the file; rows are counted as a
-spreadsheet shows them (the header is row 1, the first record row 2).
+Every problem is raised as an EvalkitError naming the file (or the database URL, without
+its password) and, where there is one, the row; rows are counted as a spreadsheet shows
+them (the header is row 1, the first record row 2; row 1 is the first record of a Parquet
+file or a query result). Hostile input (binary files, wrong delimiters or encodings,
+ragged rows, huge fields) is refused with one line, never a traceback.
+
+Only the columns the design needs are read. Person identifiers are pseudonymised right
+after reading (:mod:`evalkit.data.pseudonymise`), before anything else sees them.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import re
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import EvalkitError, did_you_mean
+from .progress import stage
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: The longest text value accepted in any cell: longer is a broken export, not a record.
+MAX_FIELD_CHARS = 10_000
+_SNIFF_BYTES = 1 << 16
+_DATABASE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+class SourceDigest:
+    """The SHA-256 of data that are not a file (a query result), for :func:`sha256_of`."""
+
+    def __init__(self, label: str, sha256: str):
+        self.label = label
+        self.sha256 = sha256
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def is_database_url(source: str) -> bool:
+    """True for a SQLAlchemy URL (``sqlite:///f.db``, ``postgresql://host/db``, ...)."""
+    return bool(_DATABASE_URL.match(str(source)))
 
 
 def file_kind(path: Path) -> str:
@@ -32,16 +63,75 @@ def row_label(position: int, kind: str) -> str:
 
 
 def sha256_of(paths) -> str:
-    """SHA-256 over the bytes of the given files, in order."""
+    """SHA-256 over the bytes of the given files, in order (a query result by its own digest)."""
     digest = hashlib.sha256()
     for path in paths:
+        if isinstance(path, SourceDigest):
+            digest.update(path.sha256.encode("ascii"))
+            continue
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
 
 
-def read_table(path: Path, where: str, columns: list[str], key: str) -> pd.DataFrame:
+def release_unused_memory() -> None:
+    """Hand memory Arrow's pool keeps after a large read back to the system (it keeps it otherwise)."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except Exception:  # an allocator without the call: nothing to release
+        pass
+
+
+def read_source(design, columns: list[str], categorical=()) -> pd.DataFrame:
+    """Read ``data.source`` (a file or a database URL) and pseudonymise its person column.
+
+    Parameters
+    ----------
+    design : Design
+        The design; ``data.source``, ``data.query``/``table``/``params`` and the
+        pseudonym key settings are read from it.
+    columns : list of str
+        The file's columns that are needed.
+    categorical : iterable of str
+        Text columns with few distinct values (areas, grades, persons): read as
+        pandas Categoricals, which makes validating millions of rows cheap.
+
+    Returns
+    -------
+    DataFrame
+        ``attrs["kind"]`` is ``csv``, ``parquet`` or ``sql`` (for row labels) and
+        ``attrs["digest"]`` what :func:`sha256_of` hashes (the path, or a SourceDigest).
+    """
+    from .pseudonymise import pseudonym_key, pseudonymise
+
+    spec = design.data
+    person = spec.columns.get("person") if spec.layout == "episodes" else None
+    key = None
+    if person is not None:
+        # before reading: a missing key is reported at once, not after a long read
+        key = pseudonym_key(spec.person_key_env, spec.person_key, design.where)
+    if is_database_url(spec.source):
+        from .sql import read_database
+
+        frame = read_database(design, columns)
+        for column in categorical:
+            if column in frame and not pd.api.types.is_numeric_dtype(frame[column]):
+                frame[column] = frame[column].astype("category")
+    else:
+        path = design.resolve(spec.source)
+        frame = read_table(path, spec.source, columns, "data.source", categorical=categorical)
+        frame.attrs["digest"] = path
+    if person is not None:
+        with stage("pseudonymise person identifiers"):
+            frame[person] = pseudonymise(frame[person], key)
+            release_unused_memory()
+    return frame
+
+
+def read_table(path: Path, where: str, columns: list[str], key: str, categorical=()) -> pd.DataFrame:
     """Read the named columns of a CSV or Parquet file, every value as text (CSV) or as stored.
 
     Parameters
@@ -54,10 +144,12 @@ def read_table(path: Path, where: str, columns: list[str], key: str) -> pd.DataF
         The columns needed; a missing one is an error with a "did you mean" hint.
     key : str
         The design key that named the file (``data.source``), for messages.
+    categorical : iterable of str
+        Columns to read as pandas Categoricals.
     """
-    if str(path).startswith(("sqlite:", "duckdb:", "postgresql:", "postgres:", "mysql:")) or "://" in str(path):
-        raise EvalkitError(where, "SQL sources are not available in this version of evalkit",
-                           "export the table to CSV or Parquet and point data.source at it", key=key)
+    if is_database_url(str(where)):
+        raise EvalkitError(where, "a database URL is only accepted as data.source",
+                           f"export the table to CSV or Parquet and point {key} at it", key=key)
     if not path.exists():
         raise EvalkitError(where, "file not found", f"check {key} (relative paths start at the design file's folder)")
     if path.is_dir():
@@ -66,36 +158,276 @@ def read_table(path: Path, where: str, columns: list[str], key: str) -> pd.DataF
     if kind == "unknown":
         raise EvalkitError(where, "unknown file type", "use a .csv, .csv.gz or .parquet file")
     wanted = list(dict.fromkeys(columns))
-    try:
+    categorical = [c for c in dict.fromkeys(categorical) if c in wanted]
+    with stage(f"read {path.name}"):
         if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            names = pq.ParquetFile(path).schema_arrow.names
-            _check_columns(names, wanted, where, key)
-            frame = pd.read_parquet(path, columns=wanted)
+            frame = _read_parquet(path, where, wanted, key, categorical)
         else:
-            sep = "\t" if path.name.lower().endswith(".tsv") else ","
-            header = pd.read_csv(path, nrows=0, sep=sep, encoding="utf-8")
-            names = [str(c) for c in header.columns]
-            _check_columns(names, wanted, where, key)
-            frame = pd.read_csv(
-                path, usecols=wanted, dtype=str, keep_default_na=False, na_values=[], sep=sep,
-                encoding="utf-8",
-            )
-    except EvalkitError:
-        raise
-    except UnicodeDecodeError:
-        raise EvalkitError(where, "is not UTF-8 text", "save the file as UTF-8 CSV") from None
-    except pd.errors.EmptyDataError:
-        raise EvalkitError(where, "the file is empty", "export the data again with a header row") from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EvalkitError(where, f"cannot be read ({first})", "check that it is a valid CSV or Parquet file") from None
-    except Exception as exc:  # pyarrow raises its own types for corrupt files
-        raise EvalkitError(where, f"cannot be read ({type(exc).__name__})", "check that it is a valid CSV or Parquet file") from None
+            frame = _read_csv(path, where, wanted, key, categorical)
     if len(frame) == 0:
         raise EvalkitError(where, "has a header but no rows", "export the data again")
     frame.attrs["kind"] = kind
+    return frame
+
+
+# ----------------------------------------------------------------------------- CSV
+_BLOCK_BYTES = 16 << 20  # pyarrow's CSV block: the longest line accepted
+
+
+def _read_csv(path: Path, where: str, wanted: list[str], key: str, categorical: list[str]) -> pd.DataFrame:
+    """Read CSV text with pyarrow: strict field counts, every wanted column as text.
+
+    Rows are counted as records (a quoted value may hold a line break, as a spreadsheet
+    shows it); the header is row 1.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    gzipped = path.name.lower().endswith(".gz")
+    head = _sniff(path, where, gzipped)
+    if not head.strip():
+        raise EvalkitError(where, "the file is empty", "export the data again with a header row")
+    if b"\0" in head:
+        raise EvalkitError(where, "is a binary file, not CSV text", "export the data as CSV (comma-separated, UTF-8)",
+                           key=_line_of(head, head.index(b"\0")))
+    sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
+    _check_utf8(path, gzipped, where)
+    raw_names = _header_names(head, sep, where)
+    names = [name.strip() for name in raw_names]
+    _check_delimiter(names, wanted, head, sep, where)
+    _check_columns(names, wanted, where, key)
+    # the header as written (spaces around a name are forgiven): wanted name -> file name
+    as_written = {}
+    for name, raw_name in zip(names, raw_names):
+        as_written.setdefault(name, raw_name)
+    file_columns = [as_written[c] for c in wanted]
+    invalid: list = []
+
+    def on_invalid(row):
+        invalid.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    def read(threads: bool):
+        return pv.read_csv(
+            path,
+            read_options=pv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=threads),
+            parse_options=pv.ParseOptions(delimiter=sep, newlines_in_values=True, ignore_empty_lines=False,
+                                          invalid_row_handler=on_invalid),
+            convert_options=pv.ConvertOptions(column_types={c: pa.string() for c in file_columns},
+                                              include_columns=file_columns,
+                                              strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+
+    try:
+        table = read(True)
+        if invalid and any(number is None for number, _, _ in invalid):
+            invalid.clear()
+            table = read(False)  # row numbers are only known to a single-threaded read
+    except pa.ArrowInvalid as exc:
+        text = str(exc)
+        if "UTF8" in text or "UTF-8" in text:
+            raise EvalkitError(where, "is not UTF-8 text", "save the file as UTF-8 CSV") from None
+        if "straddl" in text or "block" in text:
+            raise EvalkitError(where, f"a line is longer than {_BLOCK_BYTES >> 20} MB",
+                               "check the export: no episode record is that long",
+                               key=_first_long_row(path, gzipped, _BLOCK_BYTES)) from None
+        raise EvalkitError(where, f"cannot be read as CSV ({_first_line(text)})", "check that it is a valid CSV file") from None
+    except pa.ArrowException as exc:  # e.g. a header pyarrow splits differently from Python's csv module
+        raise EvalkitError(where, f"cannot be read as CSV ({_first_line(str(exc))})", "check the header row and the quoting",
+                           key="row 1") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        if gzipped:
+            raise EvalkitError(where, "is not a valid gzip file (it may be truncated)",
+                               "compress the CSV again with gzip, or save it uncompressed") from None
+        raise EvalkitError(where, f"cannot be read ({_first_line(str(exc))})", "check that it is a valid CSV file") from None
+    if invalid:
+        number, fields, text = min(invalid, key=lambda item: item[0])
+        if text.count('"') % 2 == 1:
+            raise EvalkitError(where, "a quoted value is never closed", "close the quotes or remove the stray quote character",
+                               key=f"row {number}")
+        raise EvalkitError(where, f"has {fields} fields but the header has {len(names)}",
+                           "check for an unquoted comma in a value, or a missing value", key=f"row {number}")
+    frame = table.to_pandas()
+    del table
+    frame.columns = wanted
+    frame = _drop_blank_rows(frame, where)
+    _check_field_lengths(frame, where, "csv")
+    for column in categorical:
+        frame[column] = frame[column].astype("category")
+    return frame
+
+
+def _header_names(head: bytes, sep: str, where: str) -> list[str]:
+    """The header's column names as written (split like pyarrow: any line ending ends it)."""
+    import csv
+
+    first = re.split(rb"\r\n|\n|\r", head, maxsplit=1)[0]
+    try:
+        line = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EvalkitError(where, "is not UTF-8 text", "save the file as UTF-8 CSV", key="row 1") from None
+    try:
+        names = next(csv.reader([line], delimiter=sep), [])
+    except csv.Error as exc:
+        raise EvalkitError(where, f"the header cannot be read ({exc})", "check the header row", key="row 1") from None
+    seen = set()
+    for name in names:
+        name = name.strip()
+        if name in seen and name:
+            raise EvalkitError(where, f"column '{name[:40]}' appears twice in the header", "give every column its own name",
+                               key="row 1")
+        seen.add(name)
+    return names
+
+
+def _drop_blank_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Drop blank lines at the end of the file; a blank line inside the data is an error."""
+    if frame.empty:
+        return frame
+    blank = np.ones(len(frame), dtype=bool)
+    for column in frame.columns:
+        blank &= (frame[column] == "").to_numpy(dtype=bool, na_value=True)
+    if not blank.any():
+        return frame
+    filled = np.flatnonzero(~blank)
+    end = int(filled[-1]) + 1 if len(filled) else 0
+    bad = first_bad(blank[:end])
+    if bad is not None:
+        raise EvalkitError(where, "a blank line (or a row with every needed value empty) inside the data",
+                           "remove the line or fill in the row", key=row_label(bad, "csv"))
+    return frame.iloc[:end]
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return " ".join(text.splitlines()[0].split())[:120] if text else "unknown error"
+
+
+def _first_long_row(path: Path, gzipped: bool, limit: int) -> str | None:
+    opener = gzip.open if gzipped else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if len(line) >= limit:
+                    return f"row {number}"
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
+def _sniff(path: Path, where: str, gzipped: bool) -> bytes:
+    try:
+        if gzipped:
+            with gzip.open(path, "rb") as handle:
+                return handle.read(_SNIFF_BYTES)
+        with open(path, "rb") as handle:
+            return handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        raise EvalkitError(where, "is not a valid gzip file", "compress the CSV again with gzip, or save it uncompressed") from None
+
+
+def _line_of(head: bytes, offset: int) -> str:
+    newlines = head.count(b"\n", 0, offset)
+    return f"row {newlines + 1}"
+
+
+def _check_delimiter(names: list[str], wanted: list[str], head: bytes, sep: str, where: str) -> None:
+    """A header that is one column holding the wanted names: the file uses another delimiter."""
+    if len(names) != 1 or len(wanted) < 2:
+        return
+    first_line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    for other, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars"), (",", "commas")):
+        if other != sep and other in first_line:
+            expected = "tabs" if sep == "\t" else "commas"
+            raise EvalkitError(where, f"the columns are separated by {word}, not {expected}",
+                               f"save the file separated by {expected} (or name it .tsv for tabs)", key="row 1")
+
+
+def _check_utf8(path: Path, gzipped: bool, where: str) -> None:
+    """Refuse text that is not UTF-8, naming the row (before any parser sees it)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if gzipped else open
+    rows_before = 0
+    try:
+        with opener(path, "rb") as handle:
+            while True:
+                block = handle.read(_BLOCK_BYTES)
+                final = not block
+                held = len(decoder.getstate()[0])  # bytes of a character split by the last block
+                try:
+                    decoder.decode(block, final=final)
+                except UnicodeDecodeError as exc:
+                    offset = max(0, exc.start - held)  # the offset counts the held bytes first
+                    row = rows_before + block.count(b"\n", 0, offset) + 1
+                    raise EvalkitError(where, "is not UTF-8 text", "save the file as UTF-8 CSV", key=f"row {row}") from None
+                if final:
+                    return
+                rows_before += block.count(b"\n")
+    except (OSError, EOFError, zlib.error):
+        if gzipped:
+            raise EvalkitError(where, "is not a valid gzip file (it may be truncated)",
+                               "compress the CSV again with gzip, or save it uncompressed") from None
+        raise
+
+
+def _check_field_lengths(frame: pd.DataFrame, where: str, kind: str) -> None:
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(values) \
+                or pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        lengths = values.astype("string").str.len()
+        bad = first_bad(lengths > MAX_FIELD_CHARS)
+        if bad is not None:
+            raise EvalkitError(where, f"a value in column '{column}' is {int(lengths.iloc[bad]):,} characters long",
+                               f"check the export: no field of an episode record is longer than {MAX_FIELD_CHARS:,} characters",
+                               key=row_label(bad, kind))
+
+
+# ----------------------------------------------------------------------------- Parquet
+def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categorical: list[str]) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        _check_columns(names, wanted, where, key)
+        groups = []
+        with stage(f"read {path.name} row groups", total=parquet.num_row_groups) as advance:
+            for group in range(parquet.num_row_groups):
+                groups.append(parquet.read_row_group(group, columns=wanted))
+                advance(1)
+        table = pa.concat_tables(groups) if groups else parquet.schema_arrow.empty_table().select(wanted)
+        del groups
+        arrays = {}
+        for name in wanted:
+            column = table.column(name)
+            text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            if text and len(column):
+                longest = pc.max(pc.utf8_length(column)).as_py()
+                if longest is not None and longest > MAX_FIELD_CHARS:
+                    lengths = pc.utf8_length(column).to_numpy(zero_copy_only=False)
+                    bad = int(np.flatnonzero(np.nan_to_num(lengths.astype(float)) > MAX_FIELD_CHARS)[0])
+                    raise EvalkitError(where, f"a value in column '{name}' is {int(lengths[bad]):,} characters long",
+                                       f"check the export: no field of an episode record is longer than {MAX_FIELD_CHARS:,} characters",
+                                       key=row_label(bad, "parquet"))
+            if text and name in categorical:
+                column = column.combine_chunks().dictionary_encode()
+            arrays[name] = column
+        table = pa.table(arrays)
+        del arrays
+        frame = table.to_pandas()
+        del table
+        release_unused_memory()
+    except EvalkitError:
+        raise
+    except Exception as exc:  # pyarrow raises its own types for corrupt files
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise EvalkitError(where, f"cannot be read as Parquet ({first})", "check that it is a valid Parquet file") from None
     return frame
 
 
@@ -109,7 +441,10 @@ def _check_columns(present: list[str], wanted: list[str], where: str, key: str) 
             )
 
 
-def first_bad(mask: pd.Series) -> int | None:
-    """0-based position of the first True in a boolean Series, or None."""
-    positions = mask.to_numpy().nonzero()[0]
+def first_bad(mask) -> int | None:
+    """0-based position of the first True in a boolean Series or array, or None."""
+    values = mask.to_numpy() if hasattr(mask, "to_numpy") else np.asarray(mask)
+    if values.dtype != bool:
+        values = np.asarray(pd.array(values, dtype="boolean").fillna(False), dtype=bool)
+    positions = values.nonzero()[0]
     return int(positions[0]) if len(positions) else None
