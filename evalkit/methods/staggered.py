@@ -1,0 +1,510 @@
+"""``staggered_did``: Callaway & Sant'Anna (2021) difference-in-differences for staggered adoption.
+
+Group-time effects ATT(g,t) (:mod:`.att_gt`), aggregated as R did's ``aggte`` does
+(:mod:`.aggte`): ``att_simple``, ``att_dynamic`` (event study averaged over e >= 0),
+``att_group``, ``att_calendar`` and ``event_<e>``. Continuous outcomes are reported as
+differences. Count outcomes are analysed as rates (count / exposure * per, or the count
+per unit-period without exposure) and reported as ratios: the ATT on the rate divided by
+the treated units' counterfactual rate (their observed rate minus the ATT) in the same
+cells, ``ratio = Y1 / (Y1 - ATT)``, with the ATT on the rate kept in ``details``. See
+docs/methods/staggered_did.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..design import Design
+from ..errors import EvalkitError
+from ..inference.multiplier import multiplier_draws, multiplier_weights, summarize, sup_t_critical
+from ..periods import PERIODS_PER_YEAR
+from ..results import Analysis, Check, Estimate
+from . import MethodResult
+from .aggte import Aggregation, aggregate_all, make_plan, share_weighted
+from .att_gt import NEVER, GroupTime, GroupTimeError, group_time_att, standard_errors
+
+#: fewer treated units than this and the check warns (cluster-robust inference over-rejects)
+FEW_TREATED = 6
+MEASURES = ("count", "continuous", "share_found_within", "median_hours_to_found")
+
+
+# ----------------------------------------------------------------------------- the method
+def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
+    key = f"analysis[{index}]"
+    outcome = design.outcome(spec.outcome)
+    if outcome.measure not in MEASURES:
+        raise EvalkitError(design.where, f"outcome '{outcome.name}' ({outcome.measure}) is not a unit-period outcome",
+                           "use a count or continuous outcome, or survival_did for times to found", key=key + ".outcome")
+    panel = _PanelArrays.build(design, data, spec, outcome, key)
+    transition = design.intervention.transition if spec.transition == "exclude" else 0
+    try:
+        gt = group_time_att(panel.outcome, panel.cohort, control_group=spec.control_group,
+                            anticipation=spec.anticipation, base_period=spec.base_period,
+                            covariates=panel.covariates, estimation=spec.estimation)
+    except GroupTimeError as exc:
+        raise EvalkitError(design.where, f"ATT(g,t) for cohort {panel.label(exc.cohort)} in {panel.label(exc.period)} "
+                           f"cannot be estimated ({exc})", "use fewer covariates or estimation: regression",
+                           key=key + ".covariates") from None
+    plan = make_plan(gt, transition)
+    if not plan.post.any():
+        raise EvalkitError(design.where, f"no post-adoption period is left after the {transition}-period transition",
+                           "extend data.window or use transition: include", key=key + ".transition")
+    att = aggregate_all(plan, gt.att, gt.influence, transition)
+    ratio = outcome.measure == "count"
+    treated_mean = aggregate_all(plan, *_treated_means(gt, panel.outcome), transition) if ratio else None
+    inference = _Inference(design, spec, gt.n)
+    common = {"outcome": outcome.name, "method": spec.method}
+    info = {"analysis": index, "control_group": spec.control_group, "estimation": spec.estimation if spec.covariates else "none",
+            "covariates": list(spec.covariates), "base_period": spec.base_period, "anticipation": spec.anticipation,
+            "transition_excluded": transition, "inference": spec.inference, "units": gt.n,
+            "treated_units": int(gt.cohort_size.sum())}
+    reporter = _Reporter(inference, ratio, panel, common, info)
+    result = MethodResult()
+    names = {"simple": "att_simple", "dynamic": "att_dynamic", "group": "att_group", "calendar": "att_calendar"}
+    for kind, estimand in names.items():
+        tm = treated_mean[kind] if ratio else None
+        estimate = reporter.estimate(estimand, att[kind].overall, att[kind].overall_influence,
+                                     None if tm is None else (tm.overall, tm.overall_influence))
+        if kind in ("group", "calendar"):
+            estimate.details["components"] = reporter.components(att[kind], tm, kind)
+        result.estimates.append(estimate)
+    simple_estimate = result.estimates[0]
+    simple_estimate.details["att_gt"] = reporter.att_gt_table(gt, plan)
+    if ratio:
+        simple_estimate.details.update(_per_year(design, plan, gt, panel, inference))
+    event = att["dynamic"]
+    event_tm = treated_mean["dynamic"] if ratio else None
+    cohorts_at = _cohorts_at(gt, plan, event.labels)
+    for j, e in enumerate(event.labels):
+        tm = None if event_tm is None else (event_tm.values[j], event_tm.influence[:, j])
+        result.estimates.append(reporter.estimate(f"event_{int(e)}", event.values[j], event.influence[:, j], tm,
+                                                  extra={"event_time": int(e), "cohorts": cohorts_at[j]}))
+    result.checks += _checks(design, spec, gt, plan, att["dynamic"], panel, outcome, transition)
+    result.analysis = Analysis(
+        method=spec.method, outcome=outcome.name,
+        label=f"Staggered difference-in-differences (Callaway & Sant'Anna), {spec.control_group.replace('_', '-')} comparison",
+        settings={**info, "reps": spec.reps, "bootstrap_weights": spec.bootstrap_weights,
+                  "cohorts": [{"cohort": panel.label(g), "units": int(s)} for g, s in zip(gt.cohorts, gt.cohort_size)],
+                  "never_treated_units": int(np.sum(gt.unit_cohort == NEVER)), "frequency": design.data.frequency,
+                  "periods": [panel.label(0), panel.label(panel.outcome.shape[1] - 1)],
+                  "scale": "ratio" if ratio else "difference", "rate_per": outcome.per if ratio else None,
+                  "exposure": panel.has_exposure, "dropped_units": panel.dropped},
+        series=reporter.event_series(gt, plan, event, event_tm, transition, spec),
+        notes=panel.notes,
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- data
+class _PanelArrays:
+    """The panel as arrays: outcome (n, T), cohort positions, covariates, period labels."""
+
+    def __init__(self, outcome, cohort, covariates, periods, units, has_exposure, exposure, dropped, notes, per=1.0):
+        self.outcome = outcome
+        self.per = per
+        self._labels = None
+        self.cohort = cohort
+        self.covariates = covariates
+        self.periods = periods
+        self.units = units
+        self.has_exposure = has_exposure
+        self.exposure = exposure
+        self.dropped = dropped
+        self.notes = notes
+
+    def label(self, position) -> str:
+        if self._labels is None:
+            self._labels = [str(p) for p in self.periods]
+        return self._labels[int(position)]
+
+    @classmethod
+    def build(cls, design: Design, data, spec, outcome, key: str) -> _PanelArrays:
+        periods = data.periods
+        comparison = set(map(_unit_key, data.comparison_units))
+        units = [u for u in data.units if u in data.adoption or _unit_key(u) in comparison]
+        panel = data.panel
+        column = outcome.name
+        # positions of each row in the units x periods grid (rows of other units: -1)
+        row_unit = pd.Index(units).get_indexer(panel["unit"])
+        row_period = periods.get_indexer(panel["period"])
+        inside = (row_unit >= 0) & (row_period >= 0)
+        row_unit, row_period = row_unit[inside], row_period[inside]
+
+        def wide(name):
+            table = np.full((len(units), len(periods)), np.nan)
+            table[row_unit, row_period] = panel[name].to_numpy(dtype=float)[inside]
+            return table
+
+        values = wide(column)
+        has_exposure = outcome.measure == "count" and data.has_exposure
+        exposure = wide("exposure") if has_exposure else None
+        if outcome.measure == "count" and has_exposure:
+            values = values / exposure * (outcome.per or 1.0)
+        covariates = None
+        if spec.covariates:
+            missing = [c for c in spec.covariates if c not in panel.columns]
+            if missing:
+                raise EvalkitError(design.where, f"covariate '{missing[0]}' is not a column of the panel",
+                                   "covariates need layout: panel with that column in data.source", key=key + ".covariates")
+            covariates = np.stack([wide(c) for c in spec.covariates], axis=2)       # (n, T, p)
+        keep = np.isfinite(values).all(axis=1)
+        if covariates is not None:
+            keep &= np.isfinite(covariates).all(axis=(1, 2))
+        dropped = [str(u) for u, k in zip(units, keep) if not k]
+        notes = []
+        if dropped:
+            notes.append(f"{len(dropped)} unit(s) with a missing outcome or covariate value left out: "
+                         + ", ".join(dropped[:10]) + ("..." if len(dropped) > 10 else ""))
+        units = [u for u, k in zip(units, keep) if k]
+        values = values[keep]
+        exposure = exposure[keep] if exposure is not None else None
+        if covariates is not None:
+            covariates = covariates[keep]
+            if np.all(covariates == covariates[:, :1, :]):
+                covariates = covariates[:, 0, :]                                   # time-invariant
+        treated = [u in data.adoption for u in units]
+        positions = periods.get_indexer([data.adoption[u] for u, d in zip(units, treated) if d])
+        cohort = np.full(len(units), NEVER, dtype=np.int64)
+        cohort[np.flatnonzero(treated)] = positions
+        arrays = cls(values, cohort, covariates, periods, units, has_exposure, exposure, dropped, notes,
+                     per=(outcome.per or 1.0) if has_exposure else 1.0)
+        arrays._check_timing(design, spec, key)
+        return arrays
+
+    def _check_timing(self, design: Design, spec, key: str) -> None:
+        cohort = self.cohort
+        treated = cohort != NEVER
+        if not treated.any():
+            raise EvalkitError(design.where, "no treated unit is left in the panel", "check units and missing values", key=key)
+        first = int(cohort[treated].min())
+        if first - spec.anticipation - 1 < 0:
+            raise EvalkitError(design.where, f"cohort {self.label(first)} has no period before its anticipation window",
+                               "lower anticipation or extend data.window back", key=key + ".anticipation")
+        if treated.all():
+            if spec.control_group == "never_treated":
+                raise EvalkitError(design.where, "every unit adopts, so there are no never-treated comparison units",
+                                   "use control_group: not_yet_treated, or add comparison units", key=key + ".control_group")
+            # as R did: the last cohort becomes the comparison group and periods from its
+            # (anticipated) adoption on are dropped
+            last = int(cohort.max())
+            end = last - spec.anticipation
+            if np.sum(np.unique(cohort) < end) == 0 or end <= first:
+                raise EvalkitError(design.where, "only one adoption date and no never-treated units: nothing to compare with",
+                                   "add comparison units", key=key + ".control_group")
+            if np.any((cohort < last) & (cohort >= end)):
+                raise EvalkitError(design.where, "a cohort adopts inside the last cohort's anticipation window",
+                                   "lower anticipation or add never-treated units", key=key + ".anticipation")
+            self.notes.append(f"no never-treated units: the last cohort ({self.label(last)}) is the comparison group and "
+                              f"periods from {self.label(end)} on are left out, as R did does")
+            self.cohort = np.where(cohort == last, NEVER, cohort)
+            self.outcome = self.outcome[:, :end]
+            if self.exposure is not None:
+                self.exposure = self.exposure[:, :end]
+            if self.covariates is not None and self.covariates.ndim == 3:
+                self.covariates = self.covariates[:, :end, :]
+
+
+def _unit_key(unit):
+    return str(unit)
+
+
+def _treated_means(gt: GroupTime, Y: np.ndarray):
+    """Each cell's treated-cohort mean outcome in period t, with its influence function."""
+    n = gt.n
+    idx = gt.cohort_index
+    members = gt.unit_cohort[:, None] == gt.cohort[None, :]                       # (n, K)
+    sizes = gt.cohort_size[idx].astype(float)
+    Yt = Y[:, gt.period]                                                           # (n, K)
+    means = (members * Yt).sum(axis=0) / sizes
+    influence = (n / sizes) * members * (Yt - means)
+    return means, influence
+
+
+# ----------------------------------------------------------------------------- inference
+class _Inference:
+    """Standard errors and critical values: analytic, or the multiplier bootstrap."""
+
+    def __init__(self, design: Design, spec, n: int):
+        self.alpha = design.alpha
+        self.n = n
+        self.bootstrap = spec.inference == "multiplier_bootstrap"
+        self.z = float(stats.norm.ppf(1 - design.alpha / 2))
+        rng = np.random.default_rng(design.seed)
+        self.weights = multiplier_weights(rng, spec.reps, n, spec.bootstrap_weights)
+
+    def family(self, influence: np.ndarray, uniform: bool = False):
+        """(se, pointwise critical value, uniform critical value) for a family of parameters.
+
+        The uniform (sup-t) critical value always comes from the multiplier bootstrap; it
+        is computed only when asked for (``uniform``) or when the bootstrap gives the errors.
+        """
+        influence = influence.reshape(influence.shape[0], -1)
+        if self.bootstrap:
+            boot = summarize(multiplier_draws(influence, self.weights), self.n, self.alpha)
+            se, critical = boot.se, boot.critical
+        else:
+            se = standard_errors(influence)
+            critical = self.z
+            if uniform:   # sup-t over the draws standardised by the analytic errors
+                critical = sup_t_critical(multiplier_draws(influence, self.weights), se * np.sqrt(self.n), self.alpha)
+        se = np.where(se > np.sqrt(np.finfo(float).eps) * 10, se, np.nan)
+        critical = critical if np.isfinite(critical) else self.z
+        return se, self.z, max(critical, self.z)
+
+    def scalar_se(self, influence: np.ndarray) -> float:
+        if self.bootstrap:
+            se = summarize(multiplier_draws(influence, self.weights), self.n, self.alpha).se[0]
+        else:
+            se = standard_errors(influence.reshape(-1, 1))[0]
+        return float(se) if np.isfinite(se) and se > np.sqrt(np.finfo(float).eps) * 10 else float("nan")
+
+
+def _log_ratio(att: float, att_inf: np.ndarray, treated: float, treated_inf: np.ndarray):
+    """log(Y1 / (Y1 - ATT)) and its influence function; NaN when a rate is not positive."""
+    counterfactual = treated - att
+    if not (treated > 0 and counterfactual > 0):
+        return float("nan"), np.zeros_like(att_inf), counterfactual
+    value = np.log(treated) - np.log(counterfactual)
+    influence = treated_inf / treated - (treated_inf - att_inf) / counterfactual
+    return float(value), influence, counterfactual
+
+
+def _p_value(estimate: float, se: float) -> float | None:
+    if not (np.isfinite(se) and se > 0 and np.isfinite(estimate)):
+        return None
+    return math.erfc(abs(estimate / se) / math.sqrt(2.0))   # two-sided normal p-value
+
+
+def _none_if_nan(x):
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _plain(values: np.ndarray) -> list:
+    """Floats as a list, NaN as None."""
+    values = np.asarray(values, dtype=float)
+    return [v if f else None for v, f in zip(values.tolist(), np.isfinite(values).tolist())]
+
+
+class _Reporter:
+    """Turns aggregated parameters and influence functions into Estimate records and series."""
+
+    def __init__(self, inference: _Inference, ratio: bool, panel: _PanelArrays, common: dict, info: dict):
+        self.inference = inference
+        self.ratio = ratio
+        self.panel = panel
+        self.common = common
+        self.info = info
+
+    def _difference(self, value, influence):
+        se = self.inference.scalar_se(influence)
+        z = self.inference.z
+        low, high = (value - z * se, value + z * se) if np.isfinite(se) else (float("nan"), float("nan"))
+        return {"estimate": float(value), "se": se, "ci_low": low, "ci_high": high, "p_value": _p_value(value, se)}
+
+    def _ratio(self, value, influence, treated):
+        log_ratio, log_inf, counterfactual = _log_ratio(value, influence, treated[0], treated[1])
+        se = self.inference.scalar_se(log_inf) if np.isfinite(log_ratio) else float("nan")
+        z = self.inference.z
+        ok = np.isfinite(log_ratio) and np.isfinite(se)
+        return {"estimate": float(np.exp(log_ratio)) if np.isfinite(log_ratio) else float("nan"),
+                "se": se, "ci_low": float(np.exp(log_ratio - z * se)) if ok else float("nan"),
+                "ci_high": float(np.exp(log_ratio + z * se)) if ok else float("nan"),
+                "p_value": _p_value(log_ratio, se), "treated_rate": float(treated[0]),
+                "counterfactual_rate": float(counterfactual)}
+
+    def estimate(self, estimand: str, value: float, influence: np.ndarray, treated=None, extra=None) -> Estimate:
+        diff = self._difference(value, influence)
+        details = {**self.info, **(extra or {})}
+        if not self.ratio:
+            return Estimate(**self.common, estimand=estimand, scale="difference", estimate=diff["estimate"],
+                            se=_none_if_nan(diff["se"]), ci_low=_none_if_nan(diff["ci_low"]),
+                            ci_high=_none_if_nan(diff["ci_high"]), p_value=diff["p_value"], details=details)
+        rat = self._ratio(value, influence, treated)
+        details.update({
+            "se_scale": "log", "difference": diff["estimate"], "difference_se": _none_if_nan(diff["se"]),
+            "difference_ci_low": _none_if_nan(diff["ci_low"]), "difference_ci_high": _none_if_nan(diff["ci_high"]),
+            "difference_p_value": diff["p_value"], "difference_unit": self._rate_unit(),
+            "treated_rate": rat["treated_rate"], "counterfactual_rate": rat["counterfactual_rate"],
+        })
+        return Estimate(**self.common, estimand=estimand, scale="ratio", estimate=_none_if_nan(rat["estimate"]),
+                        se=_none_if_nan(rat["se"]), ci_low=_none_if_nan(rat["ci_low"]),
+                        ci_high=_none_if_nan(rat["ci_high"]), p_value=rat["p_value"], details=details)
+
+    def _rate_unit(self) -> str:
+        if self.panel.has_exposure:
+            return f"rate per {self.panel.per:g} of exposure per period"
+        return "count per unit per period"
+
+    def components(self, agg: Aggregation, treated: Aggregation | None, kind: str) -> list[dict]:
+        se, z, _ = self.inference.family(agg.influence)
+        rows = []
+        for j, label in enumerate(agg.labels):
+            row = {"cohort" if kind == "group" else "period": self.panel.label(label),
+                   "estimate": float(agg.values[j]), "se": _none_if_nan(se[j]),
+                   "ci_low": _none_if_nan(agg.values[j] - z * se[j]), "ci_high": _none_if_nan(agg.values[j] + z * se[j])}
+            if treated is not None:
+                rat = self._ratio(agg.values[j], agg.influence[:, j], (treated.values[j], treated.influence[:, j]))
+                row.update({"ratio": _none_if_nan(rat["estimate"]), "ratio_ci_low": _none_if_nan(rat["ci_low"]),
+                            "ratio_ci_high": _none_if_nan(rat["ci_high"])})
+            rows.append(row)
+        return rows
+
+    def att_gt_table(self, gt: GroupTime, plan) -> list[dict]:
+        """One row per cell; the uniform band (R's cband) only under the multiplier bootstrap."""
+        bootstrap = self.inference.bootstrap
+        se, z, uniform = self.inference.family(gt.influence, uniform=bootstrap)
+        columns = {
+            "cohort": [self.panel.label(g) for g in gt.cohort], "period": [self.panel.label(t) for t in gt.period],
+            "base": [self.panel.label(b) for b in gt.base], "event_time": (gt.period - gt.cohort).tolist(),
+            "post": (gt.period >= gt.cohort).tolist(), "in_aggregates": plan.post.tolist(),
+            "estimate": _plain(gt.att), "se": _plain(se),
+            "ci_low": _plain(gt.att - z * se), "ci_high": _plain(gt.att + z * se),
+            "band_low": _plain(gt.att - uniform * se) if bootstrap else [None] * gt.att.size,
+            "band_high": _plain(gt.att + uniform * se) if bootstrap else [None] * gt.att.size,
+            "n_treated": gt.n_treated.astype(int).tolist(), "n_control": gt.n_control.astype(int).tolist(),
+        }
+        names = list(columns)
+        return [dict(zip(names, row)) for row in zip(*columns.values())]
+
+    def event_series(self, gt: GroupTime, plan, event: Aggregation, treated: Aggregation | None, transition: int,
+                     spec) -> dict:
+        se, z, uniform = self.inference.family(event.influence, uniform=True)
+        values = event.values
+        series = {
+            "kind": "event_study",
+            "scale": "rate_difference" if self.ratio else "difference",
+            "event_time": [int(e) for e in event.labels],
+            "estimate": _plain(values),
+            "se": _plain(se),
+            "ci_low": _plain(values - z * se),
+            "ci_high": _plain(values + z * se),
+            "band_low": _plain(values - uniform * se),
+            "band_high": _plain(values + uniform * se),
+            "band_critical": float(uniform),
+            "cohorts": _cohorts_at(gt, plan, event.labels),
+            "transition": int(transition),
+            "reference_event_time": -1 - spec.anticipation if spec.base_period == "universal" else None,
+            "anticipation": spec.anticipation,
+            "base_period": spec.base_period,
+            "overall": {"estimand": "att_dynamic", "estimate": float(event.overall)},
+        }
+        if treated is not None:
+            ratios, lows, highs = [], [], []
+            for j in range(values.size):
+                rat = self._ratio(values[j], event.influence[:, j], (treated.values[j], treated.influence[:, j]))
+                ratios.append(_none_if_nan(rat["estimate"]))
+                lows.append(_none_if_nan(rat["ci_low"]))
+                highs.append(_none_if_nan(rat["ci_high"]))
+            series.update({"ratio": ratios, "ratio_ci_low": lows, "ratio_ci_high": highs,
+                           "treated_rate": [float(v) for v in treated.values]})
+        return series
+
+
+def _cohorts_at(gt: GroupTime, plan, events: np.ndarray) -> list[int]:
+    """How many cohorts have an estimate at each event time."""
+    e = gt.event_time[plan.valid]
+    return np.bincount(np.searchsorted(events, e), minlength=events.size).astype(int).tolist()
+
+
+def _per_year(design: Design, plan, gt: GroupTime, panel: _PanelArrays, inference: _Inference) -> dict:
+    """The simple ATT in counts a year across the treated units (for the headline's absolute number)."""
+    if panel.has_exposure:
+        sizes = gt.cohort_size[gt.cohort_index]
+        members = gt.unit_cohort[:, None] == gt.cohort[None, :]
+        exposure = (members * panel.exposure[:, gt.period]).sum(axis=0) / sizes
+        to_count = exposure / panel.per
+    else:
+        to_count = np.ones(gt.att.size)
+    value, influence = share_weighted(plan, plan.post, gt.att * to_count, gt.influence * to_count[None, :])
+    scale = PERIODS_PER_YEAR[design.data.frequency] * float(gt.cohort_size.sum())
+    se = inference.scalar_se(influence)
+    per_year = value * scale
+    return {"per_year": per_year, "per_year_se": _none_if_nan(se * scale),
+            "per_year_ci_low": _none_if_nan(per_year - inference.z * se * scale),
+            "per_year_ci_high": _none_if_nan(per_year + inference.z * se * scale),
+            "per_year_meaning": f"change in the count a year across the {int(gt.cohort_size.sum())} treated units once adopted"}
+
+
+# ----------------------------------------------------------------------------- checks
+def _checks(design: Design, spec, gt: GroupTime, plan, event: Aggregation, panel: _PanelArrays, outcome,
+            transition: int) -> list[Check]:
+    common = {"method": spec.method, "outcome": outcome.name}
+    checks = [pre_trend_check(design, gt, event, common)]
+    treated = int(gt.cohort_size.sum())
+    never = int(np.sum(gt.unit_cohort == NEVER))
+    if treated < FEW_TREATED:
+        checks.append(Check("few_treated", "warn",
+                            f"only {treated} treated unit(s): with so few, influence-function (cluster-robust) intervals "
+                            "are too narrow and tests over-reject; read the interval as optimistic.",
+                            values={"treated_units": treated, "comparison_units": never, "threshold": FEW_TREATED}, **common))
+    else:
+        checks.append(Check("few_treated", "pass", f"{treated} treated units in {gt.cohorts.size} cohort(s), "
+                            f"{never} never-treated.", values={"treated_units": treated, "comparison_units": never,
+                                                               "threshold": FEW_TREATED}, **common))
+    if gt.overlap_trimmed:
+        checks.append(Check("overlap", "warn", f"{gt.overlap_trimmed} comparison unit(s) have a propensity score above "
+                            "0.995 in some cell and get no weight there: treated and comparison units differ a lot "
+                            "in the covariates.", values={"trimmed": gt.overlap_trimmed}, **common))
+    if panel.dropped:
+        checks.append(Check("missing_values", "warn", panel.notes[0], values={"dropped_units": panel.dropped}, **common))
+    return checks
+
+
+def pre_trend_check(design: Design, gt: GroupTime, event: Aggregation, common: dict) -> Check:
+    """R did's Wald pre-test; with more pre-period cells than the data can test, a binned one.
+
+    R's statistic: W = theta' V^-1 theta over the pre-period ATT(g,t) (t < g) with a
+    non-zero standard error, V their analytic covariance, chi2 with as many degrees of
+    freedom as cells. When V is singular (monthly data: more pre-period cells than
+    units) R returns no test; evalkit then tests the pre-period event-study coefficients
+    averaged in bins of a year of event time (e = -1..-P, -P-1..-2P, ...; P periods a
+    year), keeping the most recent n - 2 bins at most.
+    """
+    n = gt.n
+    se = gt.se
+    pre = np.flatnonzero((gt.period < gt.cohort) & np.isfinite(gt.att) & (se > np.sqrt(np.finfo(float).eps) * 10))
+    if pre.size == 0:
+        return Check("pre_trends", "warn", "no pre-adoption cells to test parallel trends on.",
+                     values={"test": None}, **common)
+    test = _wald(gt.att[pre], gt.influence[:, pre], n)
+    kind = "att_gt_wald"
+    if test is None:
+        per_year = PERIODS_PER_YEAR[design.data.frequency]
+        labels = event.labels
+        pre_e = labels < 0
+        bins = (-labels[pre_e] - 1) // per_year                      # 0 = the year before adoption
+        n_bins = int(bins.max()) + 1
+        use = min(n_bins, max(1, n - 2))
+        values = np.array([event.values[pre_e][bins == b].mean() for b in range(use)])
+        influence = np.column_stack([event.influence[:, pre_e][:, bins == b].mean(axis=1) for b in range(use)])
+        test = _wald(values, influence, n)
+        kind = "event_study_binned_wald"
+        if test is None:
+            return Check("pre_trends", "warn", "the pre-period covariance is singular, so no Wald pre-test could be "
+                         "computed.", values={"test": None, "cells": int(pre.size)}, **common)
+    W, df = test
+    p = float(stats.chi2.sf(W, df))
+    status = "fail" if p < design.alpha else "pass"
+    what = (f"{df} pre-adoption ATT(g,t)" if kind == "att_gt_wald"
+            else f"{df} yearly bins of pre-adoption event-study coefficients")
+    verdict = ("the comparison units' trends differed before adoption, so parallel trends is doubtful"
+               if status == "fail" else "no clear difference in trends before adoption")
+    return Check("pre_trends", status, f"Wald test of {what} jointly zero: W = {W:.2f}, p = {p:.3f}; {verdict}.",
+                 values={"test": kind, "W": W, "df": df, "p_value": p, "pre_cells": int(pre.size)}, **common)
+
+
+def _wald(theta: np.ndarray, influence: np.ndarray, n: int):
+    """(W, df) with V = IF'IF / n**2, or None when V is singular (R's rcond rule)."""
+    if theta.size >= n:
+        return None
+    V = influence.T @ influence / n**2
+    if 1.0 / np.linalg.cond(V, 1) <= np.finfo(float).eps:
+        return None
+    return float(theta @ np.linalg.solve(V, theta)), int(theta.size)
+
+
+__all__ = ["fit", "pre_trend_check"]
