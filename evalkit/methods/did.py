@@ -1,0 +1,377 @@
+"""``did``: two-way fixed-effects difference-in-differences, linear or Poisson (PPML).
+
+* ``family: linear``: ``y_it = a_i + l_t + b D_it + e_it`` (linearmodels PanelOLS with
+  unit and period effects), errors clustered by area; ``att`` is the difference ``b``. With
+  staggered adoption the Goodman-Bacon decomposition is reported as a check.
+* ``family: poisson`` (default for counts): ``log E[y_it] = log(exposure_it) + a_i + l_t +
+  effects``, fitted by Poisson pseudo-maximum likelihood, so counts with zeros are never
+  logged and rates are never treated as Gaussian. Common timing: one ``D`` term, ``att`` is
+  the rate ratio exp(b). Staggered adoption: Wooldridge's (2023) extended TWFE, one effect
+  per adoption cohort and post-adoption period, aggregated to one ratio: expected reports in
+  the treated areas after adoption over the expected reports without the intervention.
+* Inference: ``analytic`` (cluster-robust by area), ``randomization`` (adoption dates
+  permuted across areas) or ``wild_cluster`` (restricted wild cluster bootstrap with Webb
+  weights, linear family). Formulas, conventions and validation: docs/methods/did.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..design import Design
+from ..errors import EvalkitError
+from ..inference.randomization import randomization_test
+from ..inference.wild_cluster import wild_cluster_bootstrap
+from ..periods import PERIODS_PER_YEAR
+from ..results import Analysis, Check, Estimate
+from . import MethodResult
+from .bacon import NEVER
+from .did_checks import FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
+from .did_estimate import DiDFit, DiDSample, estimate
+from .twfe import TwoWayProjection
+
+
+# ----------------------------------------------------------------------------- fit
+def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
+    key = f"analysis[{index}]"
+    _refuse(design, spec, key)
+    outcome = design.outcome(spec.outcome)
+    family = _family(design, outcome, spec, key)
+    sample = _sample(design, data, outcome, family, spec, key)
+    adoption = {u: data.adoption[u] for u in sample.units if u in data.adoption}
+    positions = sample.positions(adoption)
+    staggered = len(set(positions[positions != NEVER].tolist())) > 1
+    if family == "linear" and staggered and "control_group" in spec.model_fields_set \
+            and spec.control_group == "never_treated":
+        raise EvalkitError(design.where, "the linear TWFE compares with never- and not-yet-treated areas alike, "
+                           "so control_group: never_treated cannot be honoured", "remove control_group, use "
+                           "family: poisson, or use method: staggered_did", key=key + ".control_group")
+    estimator = "extended_twfe" if (family == "poisson" and staggered) else "twfe"
+    observed = estimate(sample, positions, estimator, covariance=True)
+    _check_observed(design, observed, key)
+    if family == "linear":
+        _panelols(sample, observed)
+    alpha = design.alpha
+    n_treated = int(np.sum(positions != NEVER))
+    n_clusters = int(len(np.unique(observed.design.unit)))
+    result = MethodResult()
+    common = {"outcome": outcome.name, "method": spec.method}
+
+    # analytic inference
+    if family == "poisson":
+        crit = stats.norm.ppf(1 - alpha / 2)
+        p_analytic = float(2 * stats.norm.sf(abs(observed.statistic / observed.se)))
+    else:
+        crit = stats.t.ppf(1 - alpha / 2, n_clusters - 1)
+        p_analytic = float(2 * stats.t.sf(abs(observed.statistic / observed.se), n_clusters - 1))
+    low, high = observed.statistic - crit * observed.se, observed.statistic + crit * observed.se
+    p_value, ci_method, p_method = p_analytic, _analytic_words(family, n_clusters), "cluster-robust Wald"
+    inference_record: dict = {}
+    series_extra: dict = {}
+    rng = np.random.default_rng(design.seed)
+    if spec.inference == "randomization":
+        def statistic(assignment: dict) -> float:
+            return estimate(sample, sample.positions(assignment), estimator, covariance=False,
+                             start=observed.params).statistic
+
+        test = randomization_test(statistic, sample.units, adoption, rng, reps=spec.reps,
+                                  max_enumerate=max(MAX_ENUMERATE, spec.reps + 1))
+        p_value = test.p_value
+        p_method = ("randomization inference, all " if test.exhaustive else "randomization inference, ") + \
+            (f"{test.n_assignments} assignments" if test.exhaustive else f"{test.reps} random permutations") + \
+            " of the adoption dates across areas"
+        inference_record = test.to_dict()
+        series_extra["randomization"] = {**test.histogram(), "p_value": test.p_value,
+                                         "scale": "log ratio" if family == "poisson" else "difference"}
+    elif spec.inference == "wild_cluster":
+        boot = _wild_cluster(sample, observed, rng, spec, alpha)
+        p_value, low, high = boot.p_value, boot.ci_low, boot.ci_high
+        p_method = (f"restricted wild cluster bootstrap, {boot.reps} {spec.weights} draws"
+                    + (" (every sign pattern)" if boot.enumerated else ""))
+        ci_method = "inverting the wild cluster bootstrap test"
+        inference_record = boot.to_dict()
+        series_extra["bootstrap"] = {**boot.histogram(), "p_value": boot.p_value}
+    reason = _inference_reason(spec, n_treated, sample.n_units, inference_record)
+
+    ratio = family == "poisson"
+    value = float(np.exp(observed.statistic)) if ratio else float(observed.statistic)
+    ci_low, ci_high = (float(np.exp(low)), float(np.exp(high))) if ratio else (float(low), float(high))
+    per_year = PERIODS_PER_YEAR[design.data.frequency]
+    details = {
+        "coefficient": observed.statistic, "se_scale": "log" if ratio else "identity", "family": family,
+        "estimator": observed.estimator, "inference": spec.inference, "p_value_method": p_method,
+        "ci_method": ci_method, "p_value_analytic": p_analytic,
+        "ci_low_analytic": float(np.exp(observed.statistic - crit * observed.se)) if ratio
+        else float(observed.statistic - crit * observed.se),
+        "ci_high_analytic": float(np.exp(observed.statistic + crit * observed.se)) if ratio
+        else float(observed.statistic + crit * observed.se),
+        "treated_units": n_treated, "comparison_units": int(np.sum(positions == NEVER)), "clusters": n_clusters,
+        "observations": int(observed.keep.sum()), **observed.details,
+    }
+    if inference_record:
+        details[spec.inference] = inference_record
+    if ratio:
+        _absolute_details(details, observed, sample, per_year, crit)
+        if estimator == "extended_twfe":
+            simple = estimate(sample, positions, "twfe", covariance=True)
+            details["twfe_ratio"] = float(np.exp(simple.statistic))
+            details["twfe_ratio_se_log"] = simple.se
+    result.estimates.append(Estimate(**common, estimand="att", scale="ratio" if ratio else "difference",
+                                     estimate=value, se=observed.se, ci_low=ci_low, ci_high=ci_high,
+                                     p_value=p_value, details=details))
+    result.checks.append(few_treated_check(spec, n_treated, inference_record, alpha, common))
+    bacon = None
+    if family == "linear" and staggered:
+        check, bacon = bacon_check(sample, positions, observed, common)
+        result.checks.append(check)
+    result.checks.append(pre_trend_check(design, sample, positions, spec, rng, common))
+    if observed.dropped:
+        result.checks.append(Check("zero_counts", "pass",
+                                   f"{observed.dropped} area-periods belong to an area, period or cohort cell with no "
+                                   "counts at all; they carry no information for the Poisson model and were left out "
+                                   "(their fitted mean is 0).", values={"dropped": observed.dropped}, **common))
+    cohorts = _cohorts(sample, positions)
+    result.analysis = Analysis(
+        method=spec.method, outcome=outcome.name,
+        label=_label(family, estimator, n_treated, sample.n_units - n_treated),
+        settings={
+            "family": family, "estimator": estimator, "inference": spec.inference, "inference_reason": reason,
+            "p_value_method": p_method, "ci_method": ci_method, "reps": spec.reps,
+            "weights": spec.weights if spec.inference == "wild_cluster" else None,
+            "control_group": _control_words(family, estimator, spec.control_group),
+            "transition": sample.transition, "transition_mode": spec.transition,
+            "treated_units": n_treated, "comparison_units": sample.n_units - n_treated,
+            "cohorts": {c["adoption"]: c["units"] for c in cohorts}, "per": outcome.per,
+            "exposure": sample.exposure is not None, "alpha": alpha, "seed": design.seed,
+            "cluster_correction": _correction_words(family),
+        },
+        series=_series(sample, positions, observed, cohorts, family, outcome, series_extra, bacon),
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- options and data
+def _refuse(design: Design, spec, key: str) -> None:
+    if spec.inference == "multiplier_bootstrap":
+        raise EvalkitError(design.where, "inference: multiplier_bootstrap is for staggered_did",
+                           "use analytic, randomization or wild_cluster for did", key=key + ".inference")
+    if spec.covariates:
+        raise EvalkitError(design.where, "did fits no covariates in this version",
+                           "remove covariates, or use method: staggered_did to adjust for them", key=key + ".covariates")
+    if spec.estimation != "regression":
+        raise EvalkitError(design.where, f"estimation: {spec.estimation} belongs to staggered_did; did is a regression",
+                           "remove estimation, or use method: staggered_did", key=key + ".estimation")
+
+
+def _family(design: Design, outcome, spec, key: str) -> str:
+    if outcome.measure in ("duration_hours", "share_found_within", "median_hours_to_found"):
+        raise EvalkitError(design.where, f"outcome '{outcome.name}' ({outcome.measure}) cannot be fitted by did",
+                           "use method: survival_did for time to found, or a count or continuous outcome",
+                           key=key + ".outcome")
+    family = spec.family or ("poisson" if outcome.measure == "count" else "linear")
+    if family == "poisson" and outcome.measure != "count":
+        raise EvalkitError(design.where, f"family: poisson needs a count outcome, and '{outcome.name}' is {outcome.measure}",
+                           "use family: linear, or declare the outcome as measure: count", key=key + ".family")
+    if family == "poisson" and spec.inference == "wild_cluster":
+        raise EvalkitError(design.where, "inference: wild_cluster is for the linear TWFE",
+                           "use inference: randomization for the Poisson DiD, or family: linear", key=key + ".inference")
+    return family
+
+
+def _sample(design: Design, data, outcome, family: str, spec, key: str) -> DiDSample:
+    if list(data.units) == ["series"]:
+        raise EvalkitError(design.where, "did compares areas, and the data are one series",
+                           "map data.columns.unit, or use method: its", key=key)
+    treated = [u for u in data.units if u in data.adoption]
+    comparison = [u for u in data.comparison_units if u not in data.adoption]
+    if not treated:
+        raise EvalkitError(design.where, "no area adopts inside the data", "list units under units.treated or units.adoption",
+                           key="units")
+    if not comparison:
+        raise EvalkitError(design.where, "did needs at least one comparison area that never adopts",
+                           "add never-treated areas to the data (units.comparison), or use method: staggered_did "
+                           "with control_group: not_yet_treated", key="units.comparison")
+    units = [u for u in data.units if u in set(treated) | set(comparison)]
+    panel = data.panel[data.panel["unit"].isin(units)]
+    values = panel[outcome.name].to_numpy(dtype=float)
+    present = ~np.isnan(values)
+    if not present.any():
+        raise EvalkitError(design.data.source, f"outcome '{outcome.name}' has no values", "check the outcome column")
+    panel = panel.loc[present]
+    unit_code = {u: i for i, u in enumerate(units)}
+    unit = panel["unit"].map(unit_code).to_numpy(dtype=int)
+    time = data.periods.get_indexer(pd.PeriodIndex(panel["period"]))
+    values = panel[outcome.name].to_numpy(dtype=float)
+    exposure = panel["exposure"].to_numpy(dtype=float) if data.has_exposure else None
+    counts = values if outcome.measure == "count" else None
+    if family == "linear" and outcome.measure == "count" and exposure is not None:
+        y = values / exposure * (outcome.per or 1.0)
+    else:
+        y = values
+    transition = design.intervention.transition if spec.transition == "exclude" else 0
+    return DiDSample(units=units, periods=data.periods, unit=unit, time=time, y=y, counts=counts, exposure=exposure,
+                     transition=transition, family=family, control_group=spec.control_group, per=outcome.per,
+                     balanced=bool(present.all()) and len(panel) == len(units) * len(data.periods))
+
+
+def _panelols(sample: DiDSample, observed: DiDFit) -> None:
+    """The linear TWFE by linearmodels PanelOLS (unit and period effects, clustered by unit).
+
+    PanelOLS gives the plain cluster sandwich here (no degrees-of-freedom scaling:
+    ``debiased=False``, effects not counted); evalkit applies its stated correction. The
+    reported coefficient and standard error are PanelOLS's; the structured solver that
+    randomization inference and the bootstrap reuse must agree with it.
+    """
+    from linearmodels.panel import PanelOLS
+
+    design = observed.design
+    frame = pd.DataFrame({"unit": design.unit, "time": design.time, "y": sample.y[observed.keep],
+                          "D": (design.cell >= 0).astype(float)}).set_index(["unit", "time"])
+    model = PanelOLS(frame["y"], frame[["D"]], entity_effects=True, time_effects=True)
+    res = model.fit(cov_type="clustered", cluster_entity=True, debiased=False, auto_df=False, count_effects=False)
+    coefficient = float(res.params["D"])
+    correction = observed.details["cluster_correction_factor"]
+    se = float(np.sqrt(res.cov.loc["D", "D"] * correction))
+    scale = max(1.0, abs(coefficient))
+    if abs(coefficient - observed.statistic) > 1e-8 * scale or abs(se - observed.se) > 1e-6 * se:
+        raise RuntimeError(f"PanelOLS ({coefficient}, {se}) and the TWFE solver ({observed.statistic}, {observed.se}) "
+                           "disagree")
+    observed.statistic, observed.se = coefficient, se
+    observed.details["fitted_by"] = "linearmodels PanelOLS"
+
+
+def _check_observed(design: Design, observed: DiDFit, key: str) -> None:
+    if not np.isfinite(observed.statistic):
+        raise EvalkitError(design.where, "no treated area has a period after adoption (and its phase-in) with data",
+                           "extend data.window or check the adoption dates and intervention.transition", key=key)
+    if observed.fit is not None and not getattr(observed.fit, "converged", True):
+        raise EvalkitError(design.where, "the Poisson DiD did not converge", "check the outcome for areas or periods "
+                           "with almost no counts, or use a coarser data.frequency", key=key)
+    if observed.se is None or not np.isfinite(observed.se) or observed.se <= 0:
+        raise EvalkitError(design.where, "the DiD standard error cannot be computed (too few areas?)",
+                           "add comparison areas", key=key)
+
+
+def _wild_cluster(sample: DiDSample, observed: DiDFit, rng, spec, alpha: float):
+    design = observed.design
+    y = sample.y[observed.keep]
+    d = (design.cell >= 0).astype(float)[:, None]
+    project = TwoWayProjection(design.unit, design.time, design.n_units, design.n_times)
+    n = len(y)
+    G = design.n_units
+    counted = design.n_params - design.n_nested + 1
+    correction = G / (G - 1) * (n - 1) / (n - counted)
+    return wild_cluster_bootstrap(y, d, design.unit, 0, rng, reps=spec.reps, weights=spec.weights, project=project,
+                                  null=0.0, correction=correction, ci_level=1 - alpha)
+
+
+# ----------------------------------------------------------------------------- details and checks
+def _absolute_details(details: dict, observed: DiDFit, sample: DiDSample, per_year: int, crit: float) -> None:
+    """Translate the ratio into reports: in all treated post area-periods, per area-period, a year."""
+    info = observed.details
+    n_post = info["post_area_periods"]
+    treated_areas = info["post_areas"]
+    absolute, absolute_se = info["absolute"], info["absolute_se"]
+    details["absolute_per_area_period"] = absolute / n_post
+    details["per_year"] = absolute / n_post * per_year * treated_areas
+    details["per_year_se"] = absolute_se / n_post * per_year * treated_areas
+    details["per_year_ci_low"] = float(details["per_year"] - crit * details["per_year_se"])
+    details["per_year_ci_high"] = float(details["per_year"] + crit * details["per_year_se"])
+    details["per_year_meaning"] = (f"change in the count a year across the {treated_areas} treated areas together, "
+                                   "at their average after adoption")
+    if info.get("exposure_post") and sample.per:
+        details["rate_difference"] = absolute / info["exposure_post"] * sample.per
+        details["rate_difference_meaning"] = f"change per {sample.per:g} of the exposure, per period"
+
+
+# ----------------------------------------------------------------------------- words and series
+def _inference_reason(spec, n_treated: int, n_units: int, record: dict) -> str:
+    few = n_treated < FEW_TREATED
+    why = (f"only {n_treated} area{'s' if n_treated != 1 else ''} adopted, so cluster-robust standard errors "
+           "over-reject" if few else "as declared in the design")
+    if spec.inference == "randomization":
+        how = (f"every one of the {record['n_assignments']} ways" if record.get("exhaustive")
+               else f"{record['reps']} random re-assignments")
+        return (f"randomization inference: {why}; the p-value compares the estimate with {how} of the adoption dates "
+                f"across the {n_units} areas")
+    if spec.inference == "wild_cluster":
+        return (f"restricted wild cluster bootstrap with {spec.weights.capitalize()} weights: {why}; no effect is imposed "
+                f"and area-level residuals are re-signed {record['reps']} times")
+    if few:
+        return (f"cluster-robust standard errors by area (as declared), although only {n_treated} area"
+                f"{'s' if n_treated != 1 else ''} adopted, so they may over-reject: see the few_treated check")
+    return f"cluster-robust standard errors by area: {n_treated} of {n_units} areas adopted"
+
+
+def _analytic_words(family: str, n_clusters: int) -> str:
+    if family == "poisson":
+        return "cluster-robust (by area) Wald interval on the log scale, normal critical value"
+    return f"cluster-robust (by area) Wald interval, t with {n_clusters - 1} degrees of freedom"
+
+
+def _correction_words(family: str) -> str:
+    if family == "poisson":
+        return "G/(G-1) (Stata's poisson, vce(cluster))"
+    return "G/(G-1) * (N-1)/(N-K), K = period effects + effects + 1; unit effects nested in clusters not counted (Stata's xtreg, fe)"
+
+
+def _control_words(family: str, estimator: str, control_group: str) -> str:
+    if estimator == "extended_twfe":
+        return control_group
+    if family == "linear":
+        return "never- and not-yet-treated areas (TWFE)"
+    return "never_treated"
+
+
+def _label(family: str, estimator: str, n_treated: int, n_comparison: int) -> str:
+    model = {"twfe": "two-way fixed effects", "extended_twfe": "extended two-way fixed effects (Wooldridge)"}[estimator]
+    kind = "Poisson" if family == "poisson" else "linear"
+    return f"Difference-in-differences, {kind} {model}: {n_treated} treated vs {n_comparison} comparison areas"
+
+
+def _cohorts(sample: DiDSample, positions: np.ndarray) -> list[dict]:
+    out = []
+    for position in sorted(set(positions[positions != NEVER].tolist())):
+        units = [str(u) for u, p in zip(sample.units, positions) if p == position]
+        out.append({"adoption": str(sample.periods[position]), "index": int(position), "units": units})
+    return out
+
+
+def _series(sample: DiDSample, positions, observed: DiDFit, cohorts, family, outcome, extra: dict, bacon) -> dict:
+    """Treated and comparison areas pooled per period, with the treated areas' counterfactual."""
+    adopt = positions[sample.unit]
+    treated = adopt != NEVER
+    rate = family == "poisson" and sample.exposure is not None and outcome.per
+    frame = pd.DataFrame({"time": sample.time, "treated": treated, "y": sample.counts if family == "poisson" else sample.y,
+                          "cf": observed.counterfactual,
+                          "exposure": sample.exposure if sample.exposure is not None else 1.0})
+    series = {"periods": [str(p) for p in sample.periods]}
+    for name, mask in (("treated", treated), ("comparison", ~treated)):
+        part = frame[mask].groupby("time")
+        if family == "poisson":
+            denominator = part["exposure"].sum() / (outcome.per if rate else 1.0) if rate else part.size()
+            observed_values = part["y"].sum() / denominator
+            counterfactual = part["cf"].sum() / denominator
+        else:
+            observed_values = part["y"].mean()
+            counterfactual = part["cf"].mean()
+        index = range(sample.n_times)
+        series[name] = {"observed": _plain_list(observed_values.reindex(index)),
+                        "counterfactual": _plain_list(counterfactual.reindex(index)) if name == "treated" else None}
+    series["scale"] = (f"per {outcome.per:g} of the exposure" if rate else
+                       ("count per area" if family == "poisson" else "mean per area"))
+    series["cohorts"] = cohorts
+    series["first_adoption_index"] = int(positions[positions != NEVER].min())
+    series["transition"] = sample.transition
+    if observed.estimator == "extended_twfe":
+        series["event_study"] = observed.details.get("cells", [])
+    if bacon is not None:
+        series["bacon"] = bacon
+    series.update(extra)
+    return series
+
+
+def _plain_list(values: pd.Series) -> list:
+    return [None if pd.isna(v) else float(v) for v in values.to_numpy()]
