@@ -31,6 +31,7 @@ LEVEL_MEANING = {
 #: the estimand that carries each method's headline
 HEADLINE_ESTIMAND = {
     "its": "cumulative_effect",
+    "did": "att",
     "staggered_did": "att_simple",
     "controlled_its": "cumulative_effect",
     "survival_did": "hazard_ratio_did",
@@ -182,6 +183,29 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
     return f"{intervention}: {uncertain}missing children {phrase}, {', '.join(parts)}."
 
 
+def synthetic_control_sentence(intervention: str, outcome_label: str, att: Estimate, placebo: Estimate | None,
+                                cert: str) -> str:
+    """The synthetic-control headline: the gap in per cent (counts) or units, and what the placebo test allows."""
+    percent = att.details.get("percent")
+    size = f"about {abs(percent):.0f}%" if percent is not None else f"about {abs(att.estimate):.3g}"
+    per_year = att.details.get("per_year")
+    counts = per_year is not None  # counts carry a yearly translation; continuous outcomes do not
+    direction = ("fewer" if att.estimate < 0 else "more") if counts else ("lower" if att.estimate < 0 else "higher")
+    absolute = f", about {_round_for_prose(abs(per_year))} a year" if counts and percent is not None else ""
+    p = f" (placebo p = {placebo.estimate:.2f})" if placebo is not None else ""
+    if not att.details.get("ci_bounded", True) or att.ci_low is None or att.ci_high is None:
+        return (f"{intervention}: {outcome_label} were {size} {direction} than in the synthetic comparison{absolute}, "
+                f"but there are too few comparison areas for the placebo test to rule out no effect{p}.")
+    if att.ci_low <= 0 <= att.ci_high:
+        return (f"{intervention}: little or no clear difference in {outcome_label} against the synthetic comparison; "
+                f"the data are consistent with anything from {att.ci_low:+.3g} to {att.ci_high:+.3g}{p}.")
+    verb = VERBS[cert][0 if att.estimate < 0 else 1]
+    if cert == "very low":
+        return f"{intervention}: the evidence is very uncertain; {outcome_label} were {size} {direction}{absolute}{p}."
+    return (f"{intervention} {verb} {outcome_label} by {size} against the synthetic comparison{absolute} "
+            f"(likely range {att.ci_low:+.3g} to {att.ci_high:+.3g}){p}.")
+
+
 def _round_for_prose(x: float) -> str:
     if x >= 100:
         return f"{round(x, -1):,.0f}"
@@ -200,7 +224,11 @@ def _finding(best, estimates, checks, intervention, outcome_labels, concurrent) 
                     and e.estimand == estimand and not (e.group or "").startswith("subgroup"))
     per_year = estimate.details.get("per_year")
     label = outcome_labels.get(best.outcome, best.outcome)
-    if best.method == "survival_did":
+    if best.method == "synthetic_control":
+        placebo = next((e for e in estimates if e.method == best.method and e.outcome == best.outcome
+                        and e.estimand == "placebo_p"), None)
+        sentence = synthetic_control_sentence(intervention, label, estimate, placebo, cert)
+    elif best.method == "survival_did":
         rmst = next((e for e in estimates if e.method == best.method and e.outcome == best.outcome
                      and e.estimand == "rmst_difference_did" and e.group is None), None)
         sentence = found_sooner_sentence(intervention, estimate, rmst, cert)

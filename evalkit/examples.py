@@ -38,9 +38,12 @@ data:
     sex: sex
     looked_after: looked_after
     risk: risk
+  # child_id values are synthetic: pseudonymised with a random key for this run only
+  # (a real extract: leave this out and set EVALKIT_PSEUDONYM_KEY; docs/data-sources.md)
+  person_key: ephemeral
   extracted_at: 2024-03-31
   frequency: month
-  window: {{start: 2016-01, end: 2023-12}}
+  window: {{start: {window_start}, end: {window_end}}}
   exposure:
     source: {prefix}population.csv
     columns: {{unit: force, time: year, value: children}}
@@ -62,6 +65,14 @@ analysis:
     lags: auto
     horizons: [12, 24]
     exclude_periods: [{{start: 2020-04, end: 2021-03}}]
+  # all seven adopters in three cohorts against forces not yet adopting (Callaway & Sant'Anna);
+  # the 3-month phase-in is left out of the averages
+  - {{method: staggered_did, outcome: reports, control_group: not_yet_treated, inference: analytic}}
+  # Poisson (PPML) difference-in-differences on the counts with children as exposure; only
+  # seven areas adopt, so the p-value comes from permuting adoption across areas
+  - {{method: did, outcome: reports, family: poisson, inference: randomization, reps: 499}}
+  # time to found: stratified Cox DiD and the 72-hour restricted-mean DiD
+  - {{method: survival_did, outcome: time_to_found}}
 alpha: 0.05
 seed: {seed}
 report:
@@ -70,9 +81,13 @@ report:
 """
 
 
-def spoc_design_text(prefix: str, episodes: str = "episodes.csv.gz", seed: int = SPOC_SEED) -> str:
+def spoc_design_text(prefix: str, episodes: str = "episodes.csv.gz", seed: int = SPOC_SEED,
+                     scale: str = "regional") -> str:
     """The SPOC example's design file, with data paths starting with ``prefix``."""
-    return SPOC_DESIGN.format(prefix=prefix, episodes=episodes, seed=seed)
+    from .data.synthetic import WINDOWS
+
+    start, end = WINDOWS[scale]
+    return SPOC_DESIGN.format(prefix=prefix, episodes=episodes, seed=seed, window_start=start, window_end=end)
 
 
 def _sicily_source() -> Path:
@@ -94,7 +109,7 @@ def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str 
 
         seed = SPOC_SEED if seed is None else seed
         files = write_spoc_rollout(out_dir, seed=seed, scale=scale)
-        write_atomic(design_path, spoc_design_text("", files["episodes"], seed))
+        write_atomic(design_path, spoc_design_text("", files["episodes"], seed, scale))
         return design_path
     if name == "sicily-smoking-ban":
         shutil.copyfile(_sicily_source(), out_dir / "sicily.csv")

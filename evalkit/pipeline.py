@@ -7,6 +7,7 @@ from importlib import metadata
 
 from . import __version__
 from .data import AnalysisData, load_data
+from .data.progress import stage
 from .design import Design
 from .errors import EvalkitError
 from .evidence import assess
@@ -53,7 +54,8 @@ def run(design: Design, data: AnalysisData | None = None, command: str | None = 
         data = load_data(design)
     estimates, checks, analyses = [], [], []
     for index, spec in enumerate(design.analysis):
-        result = get_method(spec.method)(design, data, spec, index)
+        with stage(f"fit {spec.method} ({spec.outcome})"):
+            result = get_method(spec.method)(design, data, spec, index)
         estimates += result.estimates
         checks += result.checks
         if result.analysis is not None:
@@ -63,7 +65,8 @@ def run(design: Design, data: AnalysisData | None = None, command: str | None = 
     evidence = assess(estimates, checks, analyses, design.primary.name, design.intervention.name, labels,
                       concurrent=concurrent)
     if evidence.get("headline_method") and data.episodes is not None:
-        moderator_estimates, moderator_checks = fit_moderators(design, data, evidence)
+        with stage("fit moderators (subgroups)"):
+            moderator_estimates, moderator_checks = fit_moderators(design, data, evidence)
         estimates += moderator_estimates
         checks += moderator_checks
     evidence["economics"] = economics(design, estimates, evidence)
@@ -102,6 +105,9 @@ def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
     spec = design.analysis[index]
     if design.outcome(spec.outcome).measure != "count":
         return [], []
+    if getattr(spec, "inference", "analytic") != "analytic":
+        # subgroup estimates are descriptive: analytic intervals, not thousands of refits per subgroup
+        spec = spec.model_copy(update={"inference": "analytic"})
     fit = get_method(spec.method)
     estimates, skipped = [], []
     for moderator, level, mask in subgroup_masks(data.episodes):

@@ -33,7 +33,13 @@ def test_spoc_example_runs_end_to_end():
     assert step.details["interruption"] == "2021-07"
     assert results.data["rows"] == truth["episodes"]
     assert results.data["censored"] == truth["censored"]
-    assert results.evidence["design_level"] == 2
+    # the headline comes from the strongest design: staggered DiD with comparison areas
+    assert results.evidence["headline_method"] == "staggered_did"
+    assert results.evidence["design_level"] == 3
+    survival = results.estimate("hazard_ratio_did", method="survival_did")
+    assert survival.ci_low < truth["time_to_found"]["hazard_ratio"] < survival.ci_high
+    staggered = results.estimate("att_simple", method="staggered_did")
+    assert staggered.ci_low < truth["reports"]["rate_ratio"] < staggered.ci_high
 
 
 def test_sicily_example_writes_a_runnable_design(tmp_path):

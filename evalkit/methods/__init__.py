@@ -16,7 +16,11 @@ from ..results import Analysis, Check, Estimate
 #: method name -> module under evalkit.methods that implements it
 REGISTRY = {
     "its": "its",
+    "did": "did",
+    "staggered_did": "staggered",
     "controlled_its": "controlled_its",
+    "survival_did": "survival",
+    "synthetic_control": "synth",
 }
 
 

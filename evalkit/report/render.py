@@ -5,15 +5,17 @@ from the Results record (and so from results.json).
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
+from ..periods import PERIODS_PER_YEAR
 from ..results import Results, write_atomic
 from .disclosure import SUPPRESSED, control_count, control_table, rule_from_dict
-from .figures import acf_figure, its_figure
+from .figures import acf_figure, event_study_figure, its_figure, km_figure, synth_figure
 
 CHECK_MEANING = {
     "minimum_data": "Enough time points either side of the change to tell a trend from a jump.",
@@ -23,18 +25,26 @@ CHECK_MEANING = {
     "pre_trends": "Whether the adopting and comparison areas were moving in step before the change; if not, the comparison may mislead.",
     "placebo": "Whether a fake intervention date or area shows an 'effect' too; if it does, the real one is doubtful.",
     "few_treated": "How many areas adopted; with few, ordinary standard errors are too small and special inference is needed.",
+    "few_clusters": "How many areas the time-to-found comparison rests on; with few, its intervals are less reliable.",
+    "censoring": "How many episodes were still open when the data were extracted; they count as missing at least that long.",
     "bacon_decomposition": "Whether a simple two-way comparison leans on already-treated areas as controls, which can bias it.",
     "proportional_hazards": "Whether the change in how soon children are found is steady over the hours missing, as the model assumes.",
     "moderators": "Whether every subgroup could be analysed.",
-    "pre_fit": "How closely the synthetic comparison tracks the adopting area before the change.",
-    "convex_hull": "Whether the adopting area lies within the range of the comparison areas, so a blend of them can match it.",
+    "pre_period_fit": "How closely the blend of other areas tracked this area before the change.",
+    "convex_hull": "Whether this area lies within the range of the comparison areas; if not, no blend can match it.",
+    "placebo_resolution": "Whether there are enough comparison areas for the placebo test to be able to show an effect.",
 }
 
 CHECK_LABEL = {"pre_trends": "pre-intervention trends", "few_treated": "number of adopting areas",
                "bacon_decomposition": "Goodman-Bacon decomposition", "proportional_hazards": "proportional hazards"}
 
 #: checks shown in the evidence box: they bear on whether the comparison is fair
-DESIGN_CHECKS = ("pre_trends", "placebo", "few_treated", "bacon_decomposition", "pre_fit", "convex_hull")
+DESIGN_CHECKS = ("pre_trends", "placebo", "few_treated", "bacon_decomposition", "pre_period_fit", "convex_hull",
+                 "placebo_resolution")
+
+METHOD_NAMES = {"its": "interrupted time series", "controlled_its": "controlled interrupted time series",
+                "did": "difference-in-differences", "staggered_did": "staggered difference-in-differences",
+                "synthetic_control": "synthetic control", "survival_did": "time-to-found difference-in-differences"}
 
 #: estimand -> words, for the main estimates table
 ESTIMAND_WORDS = {
@@ -46,12 +56,31 @@ ESTIMAND_WORDS = {
     "att": "Average effect in the adopting areas",
     "att_simple": "Average effect in the adopting areas",
     "att_dynamic": "Average effect after adoption (event study)",
-    "hazard_ratio_did": "Chance of being found at any moment (hazard ratio)",
+    "hazard_ratio_did": "Chance of being found at any moment (hazard ratio; above 1 = sooner)",
     "rmst_difference_did": "Change in average hours missing within the horizon",
     "placebo_p": "Share of comparison areas with as large a change (placebo p)",
 }
 
 REFERENCES = {
+    "survival_did": [
+        "Cox DR (1972). Regression models and life-tables. Journal of the Royal Statistical Society B 34(2):187-220.",
+        "Royston P, Parmar MKB (2013). Restricted mean survival time: an alternative to the hazard ratio. BMC Medical "
+        "Research Methodology 13:152.",
+        "Morris TP et al. (2019). Proposals on Kaplan-Meier plots in medical research and a survey of stakeholder "
+        "views: KMunicate. BMJ Open 9:e030215.",
+    ],
+    "staggered_did": [
+        "Callaway B, Sant'Anna PHC (2021). Difference-in-differences with multiple time periods. Journal of "
+        "Econometrics 225(2):200-230.",
+        "Sant'Anna PHC, Zhao J (2020). Doubly robust difference-in-differences estimators. Journal of Econometrics "
+        "219(1):101-122.",
+    ],
+    "synthetic_control": [
+        "Abadie A, Diamond A, Hainmueller J (2010). Synthetic control methods for comparative case studies. Journal "
+        "of the American Statistical Association 105(490):493-505.",
+        "Abadie A (2021). Using synthetic controls: feasibility, data requirements, and methodological aspects. "
+        "Journal of Economic Literature 59(2):391-425.",
+    ],
     "its": [
         "Lopez Bernal J, Cummins S, Gasparrini A (2017). Interrupted time series regression for the evaluation of "
         "public health interventions: a tutorial. International Journal of Epidemiology 46(1):348-355.",
@@ -97,8 +126,12 @@ def _number(value, digits: int = 3) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
+    if not math.isfinite(value):
+        return "no bound" if abs(value) == math.inf else ""
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{max(digits - 1, 0)}f}".rstrip("0").rstrip(".")
@@ -125,7 +158,14 @@ def _ratio_text(x: float) -> str:
     return "no change" if abs(change) < 0.05 else f"{abs(change):.1f}% {'fewer' if change < 0 else 'more'}"
 
 
+def _bounded(estimate) -> bool:
+    return all(v is not None and math.isfinite(v) for v in (estimate.ci_low, estimate.ci_high))
+
+
 def _value_text(estimate) -> tuple[str, str]:
+    if estimate.ci_low is not None and not _bounded(estimate):
+        return (_ratio_text(estimate.estimate) if estimate.scale == "ratio" else _number(estimate.estimate),
+                "no bound (too few comparison areas)")
     if estimate.scale == "ratio" and estimate.estimand != "hazard_ratio_did":
         return _ratio_text(estimate.estimate), f"{_ratio_text(estimate.ci_low)} to {_ratio_text(estimate.ci_high)}"
     if estimate.ci_low is None:
@@ -162,6 +202,49 @@ def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
                                            "(plus or minus 1.96 / square root of the number of periods).",
                                 "svg": Markup(acf_figure(acf, analysis.settings.get("n_periods") or len(acf) * 3,
                                                          "Residual autocorrelation"))})
+        if analysis.series.get("kind") == "event_study":
+            scale = analysis.series.get("scale")
+            y_label = f"change in {label}" + (" rate" if scale == "rate_difference" else "")
+            figures.append({
+                "kind": "event_study",
+                "title": f"{label.capitalize()}: effect by time since adoption",
+                "caption": (f"{analysis.label}. Each point compares adopting areas with areas not (yet) adopting, "
+                            "by periods since adoption (the two years before adoption are shown); bars are 95% "
+                            "intervals; before adoption the points should sit near zero."),
+                "svg": Markup(event_study_figure(analysis.series, y_label, f"{label}: event study",
+                                                 max_pre=2 * PERIODS_PER_YEAR.get(results.context.get("frequency"), 12))),
+            })
+        if analysis.method == "survival_did" and analysis.series.get("curves"):
+            series = analysis.series
+            rows = []
+            for curve in series["curves"]:
+                for what, key in (("still missing", "at_risk"), ("found", "found_by"), ("censored", "censored_by")):
+                    rows.append([curve["label"], what] + [control_count(v, rule) for v in curve.get(key, [])])
+            figures.append({
+                "kind": "kaplan_meier",
+                "title": "How soon missing children were found, before and after adoption",
+                "caption": (f"{analysis.label}. Share of episodes in which the child had been found, by hours since the "
+                            "report (Kaplan-Meier; shaded: 95% interval). Solid lines: after adoption; dotted: before. "
+                            "Blue: adopting areas; grey: comparison areas. Table: episodes still missing, found and "
+                            "censored (open at extraction) by each hour shown."),
+                "svg": Markup(km_figure(series["curves"], series.get("display_hours") or series.get("horizon_hours") or 72,
+                                        "Kaplan-Meier: share found", series.get("horizon_hours"))),
+                "table": {"header": ["", ""] + [f"{h:g}h" for h in series.get("at_hours", [])], "rows": rows},
+            })
+        if analysis.method == "synthetic_control" and analysis.series.get("synthetic") is not None:
+            series = analysis.series
+            treated = series["treated"]
+            counts = series.get("observed_counts")
+            if counts is not None:
+                treated = _published_observed({"observed": treated, "observed_counts": counts}, rule)
+            figures.append({
+                "kind": "synthetic_control",
+                "title": f"{label.capitalize()}: the adopting area and its synthetic comparison",
+                "caption": (f"{analysis.label}. Top: the adopting area and a weighted blend of comparison areas "
+                            "that tracks it before the change. Bottom: the gap between them, with every comparison "
+                            "area's gap when treated as if it had adopted (grey)."),
+                "svg": Markup(synth_figure(series, treated, series.get("y_unit") or label, f"{label}: synthetic control")),
+            })
     return figures
 
 
@@ -226,7 +309,8 @@ def view_model(results: Results) -> dict:
         total = ["all", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows)]
         controlled = control_table(rows + [total], [2, 3], rule, total_row=len(rows))
     checks = [{"name": c.name, "label": CHECK_LABEL.get(c.name, c.name.replace("_", " ")), "status": c.status,
-               "detail": c.detail, "method": c.method, "outcome": c.outcome, "meaning": CHECK_MEANING.get(c.name, "")}
+               "detail": c.detail, "method": METHOD_NAMES.get(c.method, c.method), "outcome": c.outcome,
+               "meaning": CHECK_MEANING.get(c.name, "")}
               for c in results.checks]
     moderator_rows, moderator_method = _moderators(results, rule)
     adoption: dict = {}
@@ -241,6 +325,7 @@ def view_model(results: Results) -> dict:
         "figures": _figures(results, rule, outcomes),
         "main_rows": _main_rows(results, outcomes),
         "design_checks": [c for c in checks if c["name"] in DESIGN_CHECKS],
+        "other_concerns": [c for c in results.evidence.get("concerns", []) if c.split(":", 1)[0] not in DESIGN_CHECKS],
         "moderator_rows": moderator_rows,
         "moderator_method": moderator_method,
         "adoption_by_period": sorted(adoption.items()),
