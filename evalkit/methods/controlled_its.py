@@ -98,7 +98,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         response = np.concatenate([treated.response, response_c])
         offset = None
     seg = stacked_design(treated.seg, spec.slope_change)
-    mask = np.concatenate([treated.mask, treated.mask])
+    mask = np.concatenate([treated.mask, treated.mask & comparison["y"].notna().to_numpy()])
     groups = np.repeat([1, 0], n)
     try:
         fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..data.durations import DURATION_MEASURES, derive_duration_outcome
 from ..design import Design
 from ..errors import EvalkitError
 from ..periods import PERIODS_PER_YEAR
@@ -74,7 +75,7 @@ def setup_series(design: Design, data, spec, index: int, units=None, start_perio
     season_length = spec.seasonality.period if spec.seasonality else None
     seg = segmented_design(periods, start, transition, spec.transition, harmonics, season_length,
                            spec.slope_change, spec.slope_origin)
-    mask = seg.fitted_mask.copy()
+    mask = seg.fitted_mask.copy() & series["y"].notna().to_numpy()
     for j, window in enumerate(spec.exclude_periods):
         first = design.period(window.start, f"{key}.exclude_periods[{j}].start")
         last = design.period(window.end, f"{key}.exclude_periods[{j}].end")
@@ -182,9 +183,10 @@ def add_per_year(estimate: Estimate, years: float) -> None:
 
 
 def _family(design: Design, outcome, spec, key: str) -> str:
-    if outcome.measure in ("duration_hours", "share_found_within", "median_hours_to_found"):
-        raise EvalkitError(design.where, f"outcome '{outcome.name}' ({outcome.measure}) cannot be fitted by its in this version",
-                           "use a count or continuous outcome", key=key + ".outcome")
+    if outcome.measure == "duration_hours":
+        raise EvalkitError(design.where, f"outcome '{outcome.name}' is a censored duration, which its cannot fit",
+                           "use survival_did, or a monthly outcome: measure median_hours_to_found or "
+                           "share_found_within", key=key + ".outcome")
     family = spec.family or ("quasipoisson" if outcome.measure == "count" else "gaussian")
     if family in COUNT_FAMILIES and outcome.measure != "count":
         raise EvalkitError(design.where, f"family {family} needs a count outcome, and '{outcome.name}' is {outcome.measure}",
@@ -222,9 +224,18 @@ def _treated_series_units(design: Design, data, spec, key: str):
 
 
 def pooled_series(data, units: list, outcome, family: str) -> pd.DataFrame:
-    """One series: counts and exposure summed over units, a continuous outcome averaged."""
+    """One series: counts and exposure summed over units, a continuous outcome averaged.
+
+    A monthly duration outcome (median hours to found, share found within h hours) is
+    recomputed from the pooled units' episodes (Kaplan-Meier, censoring respected); a
+    period with fewer than ``min_episodes`` episodes is missing and left out of the fit.
+    """
     rows = data.panel[data.panel["unit"].isin(units)]
     grouped = rows.groupby("period", sort=True)
+    if outcome.measure in DURATION_MEASURES and data.episodes is not None:
+        episodes = data.episodes[data.episodes["unit"].isin(units)].assign(unit="pooled")
+        values = derive_duration_outcome(episodes, ["pooled"], data.periods, outcome)
+        return pd.DataFrame({"y": values}, index=data.periods)
     if outcome.measure == "count":
         y = grouped[outcome.name].sum(min_count=1)
     else:
@@ -237,6 +248,8 @@ def pooled_series(data, units: list, outcome, family: str) -> pd.DataFrame:
 
 def _check_values(design: Design, series: pd.DataFrame, outcome, family: str, key: str) -> None:
     y = series["y"]
+    if outcome.measure in DURATION_MEASURES:
+        return  # missing periods (too few episodes) are left out of the fit
     if y.isna().any():
         period = y.index[y.isna().to_numpy()][0]
         raise EvalkitError(design.data.source, f"outcome '{outcome.name}' is missing for {period}",
