@@ -134,8 +134,9 @@ def validate(design):
 @click.argument("design", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [reports/out/<design file stem>/].")
+@click.option("--pdf", is_flag=True, help="Also print report.pdf through a local Chromium.")
 @_friendly
-def run(design, out_dir):
+def run(design, out_dir, pdf):
     """Fit every analysis in DESIGN's plan; write report.html and results.json."""
     from .design import load_design
     from .pipeline import run as run_plan
@@ -157,8 +158,14 @@ def run(design, out_dir):
     _check_writable(out_dir)
     write_atomic(out_dir / "results.json", json_text)
     write_atomic(out_dir / "report.html", html)
+    written = [out_dir / "report.html", out_dir / "results.json"]
+    if pdf:
+        from .report.pdf import print_pdf
+
+        with _progress(), stage("print report.pdf"):
+            written.append(print_pdf(out_dir / "report.html", out_dir / "report.pdf"))
     click.echo(results.evidence.get("headline", ""))
-    click.echo(f"wrote {out_dir / 'report.html'} and {out_dir / 'results.json'}")
+    click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
 def _check_writable(out_dir: Path) -> None:

@@ -150,3 +150,18 @@ def test_report_renders_in_headless_chromium(tmp_path, spoc_results):
         browser.close()
     assert problems == []
     assert all(url.startswith("file://") for url in requests), requests
+
+
+@pytest.mark.slow
+def test_run_pdf_prints_through_chromium(tmp_path):
+    from click.testing import CliRunner
+
+    from evalkit.cli import main
+
+    shutil.copytree(ROOT / "examples" / "sicily", tmp_path / "examples" / "sicily")
+    design = tmp_path / "sicily.yaml"
+    design.write_text((ROOT / "designs" / "sicily_smoking_ban.yaml").read_text().replace("../examples/", "examples/"))
+    result = CliRunner().invoke(main, ["run", str(design), "--out", str(tmp_path / "out"), "--pdf"])
+    assert result.exit_code == 0, result.output
+    pdf = (tmp_path / "out" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
