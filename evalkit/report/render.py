@@ -116,9 +116,23 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["num"] = _number
+    env.filters["setting"] = _setting
     env.filters["pct"] = lambda x: "" if x is None else f"{(x - 1) * 100:+.1f}%"
     env.filters["p"] = lambda p: "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
     return env
+
+
+def _setting(value) -> str:
+    """A method setting in words: lists and records flattened, numbers rounded."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')} {_setting(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_setting(v) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _number(value, 4)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def _number(value, digits: int = 3) -> str:
@@ -254,7 +268,7 @@ def _main_rows(results: Results, outcomes: dict) -> list[dict]:
         if e.estimand in ESTIMAND_WORDS and e.group in (None, "treated"):
             value, span = _value_text(e)
             rows.append({"outcome": outcomes.get(e.outcome, {}).get("label", e.outcome), "what": ESTIMAND_WORDS[e.estimand],
-                         "estimate": value, "range": span})
+                         "method": METHOD_NAMES.get(e.method, e.method), "estimate": value, "range": span})
     return rows
 
 
@@ -327,7 +341,7 @@ def view_model(results: Results) -> dict:
         "design_checks": [c for c in checks if c["name"] in DESIGN_CHECKS],
         "other_concerns": [c for c in results.evidence.get("concerns", []) if c.split(":", 1)[0] not in DESIGN_CHECKS],
         "moderator_rows": moderator_rows,
-        "moderator_method": moderator_method,
+        "moderator_method_name": METHOD_NAMES.get(moderator_method, moderator_method),
         "adoption_by_period": sorted(adoption.items()),
         "phase_in_excluded": all(a.settings.get("transition_mode", "exclude") == "exclude" for a in results.analyses),
         "economics": _economics(results.evidence),
