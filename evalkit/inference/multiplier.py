@@ -46,28 +46,34 @@ class BootstrapSummary:
     critical: float       # sup-t critical value for the family (NaN if none is usable)
 
 
-def summarize(draws: np.ndarray, n: int, alpha: float) -> BootstrapSummary:
-    """Standard errors and the uniform critical value of a family of parameters."""
+def summarize(draws: np.ndarray, n: int, alpha: float, reference: float = 1.0) -> BootstrapSummary:
+    """Standard errors and the uniform critical value of a family of parameters.
+
+    ``reference`` is the parameters' scale (e.g. the outcome's spread): R's degeneracy
+    thresholds (``sqrt(eps) * 10``) are for outcomes of order 1 and are scaled by it, so
+    that an outcome measured in tiny units (rates per child) keeps its standard errors.
+    """
     draws = draws.reshape(draws.shape[0], -1)
-    ok = np.isfinite(draws).all(axis=0) & ((draws**2).sum(axis=0) > _DEGENERATE)
+    ok = np.isfinite(draws).all(axis=0) & ((draws**2).sum(axis=0) > _DEGENERATE * reference**2)
     se = np.full(draws.shape[1], np.nan)
     if not ok.any():
         return BootstrapSummary(se=se, critical=float("nan"))
     usable = draws[:, ok]
     q25, q75 = np.quantile(usable, [0.25, 0.75], axis=0, method="inverted_cdf")
     sigma = (q75 - q25) / _IQR_NORMAL
-    sigma = np.where(sigma > _DEGENERATE, sigma, np.nan)
+    sigma = np.where(sigma > _DEGENERATE * reference, sigma, np.nan)
     se[ok] = sigma / np.sqrt(n)
-    return BootstrapSummary(se=se, critical=sup_t_critical(usable, sigma, alpha))
+    return BootstrapSummary(se=se, critical=sup_t_critical(usable, sigma, alpha, reference))
 
 
-def sup_t_critical(draws: np.ndarray, scale: np.ndarray, alpha: float) -> float:
+def sup_t_critical(draws: np.ndarray, scale: np.ndarray, alpha: float, reference: float = 1.0) -> float:
     """The 1 - alpha quantile (R type 1) of ``max_j |draws_j| / scale_j`` over the draws.
 
-    Parameters with a missing or zero scale are ignored; NaN when none is usable.
+    Parameters with a missing or zero scale (below ``sqrt(eps) * 10 * reference``) are
+    ignored; NaN when none is usable.
     """
     draws = draws.reshape(draws.shape[0], -1)
-    usable = np.isfinite(scale) & (scale > _DEGENERATE)
+    usable = np.isfinite(scale) & (scale > _DEGENERATE * reference)
     if not usable.any():
         return float("nan")
     t_max = np.max(np.abs(draws[:, usable]) / scale[usable], axis=1)

@@ -13,6 +13,10 @@ the observed assignment included:
 * otherwise ``reps`` permutations are drawn at random (with replacement) and
   ``p = (1 + #{|T_b| >= |T_obs|}) / (reps + 1)``.
 
+An assignment whose statistic cannot be computed (NaN: e.g. the areas it treats have no
+counts at all) counts as at least as extreme: the p-value stays conservative, never
+smaller because some assignments could not be fitted.
+
 The procedure is generic: ``statistic`` maps an adoption mapping (unit -> adoption period,
 never-treated units left out, as :attr:`AnalysisData.adoption`) to a number, so any
 estimator can reuse it.
@@ -57,7 +61,8 @@ class RandomizationResult:
 
     def to_dict(self) -> dict:
         return {"observed": self.observed, "p_value": self.p_value, "n_assignments": self.n_assignments,
-                "exhaustive": self.exhaustive, "reps": self.reps, "smallest_p": self.smallest_p}
+                "exhaustive": self.exhaustive, "reps": self.reps, "smallest_p": self.smallest_p,
+                "non_finite": int(np.sum(~np.isfinite(self.statistics)))}
 
 
 def count_assignments(values: Sequence[Hashable]) -> int:
@@ -140,10 +145,11 @@ def _mapping(units: list, dates) -> dict:
 
 
 def _share_extreme(stats: np.ndarray, observed: float, denominator: int) -> float:
-    """Share of |stats| >= |observed| (ties within a relative tolerance count), observed included."""
+    """Share of |stats| >= |observed| (ties within a relative tolerance count), observed included;
+    a statistic that could not be computed (NaN) counts as extreme."""
     threshold = abs(observed) * (1.0 - TIE_TOLERANCE) if np.isfinite(observed) else np.inf
     with np.errstate(invalid="ignore"):
-        extreme = np.abs(stats) >= threshold
+        extreme = (np.abs(stats) >= threshold) | np.isnan(stats)
     return float(np.sum(extreme) / denominator)
 
 

@@ -13,7 +13,12 @@ Model ``y = Z g + X b + u`` with nuisance effects ``Z`` absorbed by a projection
    +-sqrt(1/2), +-1, +-sqrt(3/2) with probability 1/6 each):
    ``y* = Z g_r + X b_r + w_g u_r``; refit; ``t* = (b*_j - r) / se*(b*_j)`` with the same
    cluster-robust standard error as the original t statistic.
-3. Symmetric p-value: the share of draws with ``|t*| > |t|``.
+3. Symmetric p-value: the share of draws with ``|t*| > |t|`` (boottest's and wildboottest's
+   convention). When every Rademacher sign vector is enumerated the test is the
+   sign-change randomization test, whose draws include the observed sample (all weights
+   +1) and its mirror image, so :func:`wild_cluster_bootstrap` then counts ties,
+   ``|t*| >= |t|``: the p-value is never below ``2 / 2^G`` (with 3 clusters the strict
+   share can be 0 from only 8 sign vectors).
 
 Because everything is linear in ``w``, each draw costs O(G^2) after an O(n G) set-up:
 ``t*(w) = (n . w) / sqrt(c |K w|^2)`` with ``n`` and ``K`` built once, and both are linear
@@ -122,7 +127,7 @@ class _Pieces:
 def bootstrap_t(y: np.ndarray, X: np.ndarray, clusters: np.ndarray, column: int, W: np.ndarray,
                 project: Callable[[np.ndarray], np.ndarray] | None = None, null: float = 0.0,
                 correction: float = 1.0, ci_level: float | None = None, weights: str = "webb",
-                enumerated: bool = False) -> WildClusterResult:
+                enumerated: bool = False, count_ties: bool = False) -> WildClusterResult:
     """The WCR test of ``b[column] = null`` with the weight matrix ``W`` (clusters x draws).
 
     Parameters
@@ -137,6 +142,9 @@ def bootstrap_t(y: np.ndarray, X: np.ndarray, clusters: np.ndarray, column: int,
         Small-sample factor of the cluster-robust variance (it cancels in the p-value).
     ci_level : float, optional
         If given (e.g. 0.95), the interval of nulls the test does not reject at 1 - level.
+    count_ties : bool
+        Count draws with ``|t*| = |t|`` (to a relative 1e-10) as extreme: the exact
+        randomization p-value when ``W`` enumerates every sign vector.
     """
     X = np.asarray(X, dtype=float).reshape(len(y), -1)
     project = project or (lambda v: v)
@@ -157,9 +165,16 @@ def bootstrap_t(y: np.ndarray, X: np.ndarray, clusters: np.ndarray, column: int,
         with np.errstate(divide="ignore", invalid="ignore"):
             return (numerator @ W) / np.sqrt(correction * np.sum((K @ W) ** 2, axis=0))
 
+    constant_draw = np.all(W == W[:1], axis=0)   # every cluster weighted alike: the sample itself, or its mirror
+
     def p_value(r: float) -> tuple[float, np.ndarray]:
         t_obs = (estimate - r) / se
         t_star = t_draws(r)
+        if count_ties:
+            # the observed sample and its mirror are ties by construction: count them exactly,
+            # not through rounding (far from the estimate, as the interval search goes, t* loses digits)
+            extreme = (np.abs(t_star) >= abs(t_obs) * (1 - TIE_TOLERANCE)) | constant_draw
+            return float(np.mean(extreme)), t_star
         return float(np.mean(np.abs(t_star) > abs(t_obs) * (1 + TIE_TOLERANCE))), t_star
 
     p, t_star = p_value(null)
@@ -195,10 +210,11 @@ def _invert(p_of: Callable[[float], float], estimate: float, se: float, alpha: f
 def wild_cluster_bootstrap(y, X, clusters, column: int, rng: np.random.Generator, reps: int = 999,
                            weights: str = "webb", project=None, null: float = 0.0, correction: float = 1.0,
                            ci_level: float | None = None) -> WildClusterResult:
-    """Draw the weights from ``rng`` and run :func:`bootstrap_t`."""
+    """Draw the weights from ``rng`` and run :func:`bootstrap_t` (ties counted when every sign vector is enumerated)."""
     clusters = np.asarray(clusters)
     W, enumerated = draw_weights(rng, int(clusters.max()) + 1, reps, weights)
-    return bootstrap_t(y, X, clusters, column, W, project, null, correction, ci_level, weights, enumerated)
+    return bootstrap_t(y, X, clusters, column, W, project, null, correction, ci_level, weights, enumerated,
+                       count_ties=enumerated)
 
 
 __all__ = ["WEIGHTS", "WEBB_POINTS", "draw_weights", "bootstrap_t", "wild_cluster_bootstrap", "WildClusterResult"]

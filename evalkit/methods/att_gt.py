@@ -246,7 +246,11 @@ def logit_fit(X: np.ndarray, d: np.ndarray, tol: float = 1e-12, max_iter: int = 
         eta = X @ beta
         p = 1.0 / (1.0 + np.exp(-eta))
         w = p * (1 - p)
-        step = np.linalg.solve(X.T @ (w[:, None] * X), X.T @ (d - p))
+        try:
+            step = np.linalg.solve(X.T @ (w[:, None] * X), X.T @ (d - p))
+        except np.linalg.LinAlgError:
+            raise np.linalg.LinAlgError("the propensity score cannot be fitted: the covariates separate the adopting "
+                                        "units from the comparison units, or are collinear") from None
         beta += step
         if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))):
             break

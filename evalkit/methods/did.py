@@ -50,7 +50,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                            "family: poisson, or use method: staggered_did", key=key + ".control_group")
     estimator = "extended_twfe" if (family == "poisson" and staggered) else "twfe"
     observed = estimate(sample, positions, estimator, covariance=True)
-    _check_observed(design, observed, key)
+    _check_observed(design, observed, key, sample)
     if family == "linear":
         _panelols(sample, observed)
     alpha = design.alpha
@@ -100,7 +100,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     ci_low, ci_high = (float(np.exp(low)), float(np.exp(high))) if ratio else (float(low), float(high))
     per_year = PERIODS_PER_YEAR[design.data.frequency]
     details = {
-        "coefficient": observed.statistic, "se_scale": "log" if ratio else "identity", "family": family,
+        "analysis": index, "coefficient": observed.statistic, "se_scale": "log" if ratio else "identity", "family": family,
         "estimator": observed.estimator, "inference": spec.inference, "p_value_method": p_method,
         "ci_method": ci_method, "p_value_analytic": p_analytic,
         "ci_low_analytic": float(np.exp(observed.statistic - crit * observed.se)) if ratio
@@ -190,9 +190,12 @@ def _sample(design: Design, data, outcome, family: str, spec, key: str) -> DiDSa
         raise EvalkitError(design.where, "no area adopts inside the data", "list units under units.treated or units.adoption",
                            key="units")
     if not comparison:
+        staggered = len({data.adoption[u] for u in treated}) > 1
         raise EvalkitError(design.where, "did needs at least one comparison area that never adopts",
-                           "add never-treated areas to the data (units.comparison), or use method: staggered_did "
-                           "with control_group: not_yet_treated", key="units.comparison")
+                           "add never-treated areas to the data (units.comparison)"
+                           + (", or use method: staggered_did with control_group: not_yet_treated" if staggered
+                              else ": every area adopts at the same date, so no method can tell the effect from "
+                                   "the calendar"), key="units.comparison")
     units = [u for u in data.units if u in set(treated) | set(comparison)]
     panel = data.panel[data.panel["unit"].isin(units)]
     values = panel[outcome.name].to_numpy(dtype=float)
@@ -200,6 +203,10 @@ def _sample(design: Design, data, outcome, family: str, spec, key: str) -> DiDSa
     if not present.any():
         raise EvalkitError(design.data.source, f"outcome '{outcome.name}' has no values", "check the outcome column")
     panel = panel.loc[present]
+    if values[present].min() == values[present].max():
+        raise EvalkitError(design.data.source, f"outcome '{outcome.name}' is {values[present][0]:g} in every area and "
+                           "period, so there is no difference to estimate",
+                           "check the outcome column and data.window")
     unit_code = {u: i for i, u in enumerate(units)}
     unit = panel["unit"].map(unit_code).to_numpy(dtype=int)
     time = data.periods.get_indexer(pd.PeriodIndex(panel["period"]))
@@ -210,10 +217,26 @@ def _sample(design: Design, data, outcome, family: str, spec, key: str) -> DiDSa
         y = values / exposure * (outcome.per or 1.0)
     else:
         y = values
+    # the effect is a change over time: an outcome (a rate, for Poisson) flat within every area has none
+    rate = outcome.measure == "count" and exposure is not None
+    if not _changes_within_units(values / exposure if rate else values, unit):
+        raise EvalkitError(design.data.source, f"outcome '{outcome.name}' never changes over time within an area"
+                           + (" (per unit of exposure)" if rate else "") + ", so there is no change to compare",
+                           "check the outcome column and data.window")
     transition = design.intervention.transition if spec.transition == "exclude" else 0
     return DiDSample(units=units, periods=data.periods, unit=unit, time=time, y=y, counts=counts, exposure=exposure,
                      transition=transition, family=family, control_group=spec.control_group, per=outcome.per,
                      balanced=bool(present.all()) and len(panel) == len(units) * len(data.periods))
+
+
+def _changes_within_units(level: np.ndarray, unit: np.ndarray) -> bool:
+    """Whether the outcome takes two values (beyond rounding) within at least one unit."""
+    size = np.max(np.abs(level)) if level.size else 0.0
+    low = np.full(unit.max() + 1, np.inf)
+    high = np.full(unit.max() + 1, -np.inf)
+    np.minimum.at(low, unit, level)
+    np.maximum.at(high, unit, level)
+    return bool(np.any(high - low > 1e-12 * size))
 
 
 def _panelols(sample: DiDSample, observed: DiDFit) -> None:
@@ -242,16 +265,41 @@ def _panelols(sample: DiDSample, observed: DiDFit) -> None:
     observed.details["fitted_by"] = "linearmodels PanelOLS"
 
 
-def _check_observed(design: Design, observed: DiDFit, key: str) -> None:
-    if not np.isfinite(observed.statistic):
-        raise EvalkitError(design.where, "no treated area has a period after adoption (and its phase-in) with data",
-                           "extend data.window or check the adoption dates and intervention.transition", key=key)
+#: a standard error below this share of the outcome's scale is rounding error: the model fits exactly
+ZERO_SE = 1e-9
+
+_NOT_ESTIMABLE = {
+    "no_post": ("no treated area has a period after adoption (and its phase-in) with data",
+                "extend data.window or check the adoption dates and intervention.transition"),
+    "treated_zero": (("the adopting areas have no counts at all after adoption, so the Poisson rate ratio is 0 and "
+                      "has no interval"), "check the outcome column, or use family: linear for a difference in counts"),
+    "comparison_zero": ("the comparison areas have no counts at all, so the Poisson DiD has nothing to compare with",
+                        "check the outcome column and units.comparison, or add comparison areas with counts"),
+    "singular": ("the DiD effect is not identified: the area and period effects explain the treated periods exactly",
+                 "check that comparison areas have data in the periods after adoption"),
+}
+
+
+def _check_observed(design: Design, observed: DiDFit, key: str, sample: DiDSample | None = None) -> None:
+    if observed.reason == "singular" or not np.isfinite(observed.statistic):
+        what, fix = _NOT_ESTIMABLE[observed.reason or "no_post"]
+        raise EvalkitError(design.where, what, fix, key=key)
     if observed.fit is not None and not getattr(observed.fit, "converged", True):
         raise EvalkitError(design.where, "the Poisson DiD did not converge", "check the outcome for areas or periods "
                            "with almost no counts, or use a coarser data.frequency", key=key)
     if observed.se is None or not np.isfinite(observed.se) or observed.se <= 0:
         raise EvalkitError(design.where, "the DiD standard error cannot be computed (too few areas?)",
                            "add comparison areas", key=key)
+    if sample is not None:
+        # an exact fit leaves a standard error of rounding error only: compare it with the outcome's
+        # spread (linear) or with 1 (Poisson: the log ratio)
+        scale = 1.0
+        if sample.family == "linear":
+            scale = float(np.std(sample.y[observed.keep])) + abs(float(observed.statistic))
+        if observed.se <= ZERO_SE * scale:
+            raise EvalkitError(design.where, "the DiD model fits the data exactly, so its standard error is 0 "
+                               "(are the comparison areas' outcomes constant?)",
+                               "check the outcome column; the comparison areas' outcome must vary", key=key)
 
 
 def _wild_cluster(sample: DiDSample, observed: DiDFit, rng, spec, alpha: float):

@@ -152,16 +152,21 @@ def _pre_trend_wald(design: Design, sample: DiDSample, positions: np.ndarray):
     if fe.n_cells != len(tested):
         return None
     y = sample.y[keep]
-    if sample.family == "poisson":
-        offset = np.log(sample.exposure[keep]) if sample.exposure is not None else None
-        fitted = fit_poisson(fe, y, offset)
-    else:
-        fitted = fit_ols(fe, y)
-    # the bins' block of the cluster sandwich H^-1 S'S H^-1, from q structured solves
-    s = fe.cell_slice
-    weights = fitted.fitted if sample.family == "poisson" else np.ones(len(y))
-    rows_of_inverse = np.array([structured_solve(fe, weights, unit_vector)
-                                for unit_vector in np.eye(fe.n_params)[s]])
+    if not (keep & ~treated).any():
+        return None   # Poisson: the comparison areas have no counts before adoption
+    try:
+        if sample.family == "poisson":
+            offset = np.log(sample.exposure[keep]) if sample.exposure is not None else None
+            fitted = fit_poisson(fe, y, offset)
+        else:
+            fitted = fit_ols(fe, y)
+        # the bins' block of the cluster sandwich H^-1 S'S H^-1, from q structured solves
+        s = fe.cell_slice
+        weights = fitted.fitted if sample.family == "poisson" else np.ones(len(y))
+        rows_of_inverse = np.array([structured_solve(fe, weights, unit_vector)
+                                    for unit_vector in np.eye(fe.n_params)[s]])
+    except np.linalg.LinAlgError:
+        return None
     scores = cluster_scores(fe, fitted.residuals, fe.unit, fe.n_units)
     half = rows_of_inverse @ scores.T
     b, V = fitted.params[s], half @ half.T

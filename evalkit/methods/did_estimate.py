@@ -70,6 +70,10 @@ class DiDFit:
     counterfactual: np.ndarray | None = None        # every row of the sample: the fit without effects
     dropped: int = 0                                # rows separated (Poisson: no counts in their group)
     params: np.ndarray | None = None
+    #: why the statistic is NaN: "no_post" (no treated row after the phase-in), "treated_zero"
+    #: (Poisson: the treated post rows have no counts), "comparison_zero" (Poisson: no
+    #: never-treated row has counts) or "singular" (the effects are not identified)
+    reason: str | None = None
 
 
 def cells(sample: DiDSample, positions: np.ndarray, estimator: str):
@@ -112,18 +116,25 @@ def estimate(sample: DiDSample, positions: np.ndarray, estimator: str, covarianc
         in_fit[np.flatnonzero(keep)[separated(full.subset(keep), sample.y[keep])]] = False
     post = post_rows(sample, positions) & keep
     if not (post & in_fit).any():
-        return DiDFit(statistic=np.nan, estimator=estimator)
+        return DiDFit(statistic=np.nan, estimator=estimator, reason="treated_zero" if post.any() else "no_post")
+    if not (in_fit & (positions[sample.unit] == NEVER)).any():
+        # every never-treated area was separated (no counts): nothing to compare with, and
+        # the effects would be collinear with the period effects
+        return DiDFit(statistic=np.nan, estimator=estimator, reason="comparison_zero")
     design, codes = compact(full, in_fit)
     y = sample.y[in_fit]
     cell_labels = [labels[c] for c in codes["cell"]]
-    if sample.family == "poisson":
-        offset = np.log(sample.exposure[in_fit]) if sample.exposure is not None else None
-        warm = None
-        if start is not None and design.n_units == sample.n_units and design.n_times == sample.n_times:
-            warm = np.concatenate([start[: sample.n_units + sample.n_times - 1], np.zeros(design.n_cells)])
-        fitted = fit_poisson(design, y, offset, start=warm)
-    else:
-        fitted = fit_ols(design, y)
+    try:
+        if sample.family == "poisson":
+            offset = np.log(sample.exposure[in_fit]) if sample.exposure is not None else None
+            warm = None
+            if start is not None and design.n_units == sample.n_units and design.n_times == sample.n_times:
+                warm = np.concatenate([start[: sample.n_units + sample.n_times - 1], np.zeros(design.n_cells)])
+            fitted = fit_poisson(design, y, offset, start=warm)
+        else:
+            fitted = fit_ols(design, y)
+    except np.linalg.LinAlgError:
+        return DiDFit(statistic=np.nan, estimator=estimator, reason="singular")
     params = fitted.params
     out = DiDFit(statistic=np.nan, estimator=estimator, design=design, fit=fitted, keep=in_fit, cells=cell_labels,
                  dropped=int(keep.sum() - in_fit.sum()), params=params)
@@ -145,8 +156,12 @@ def estimate(sample: DiDSample, positions: np.ndarray, estimator: str, covarianc
     else:
         n_obs, counted = len(y), design.n_params - design.n_nested + 1
         correction = n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - counted)
-    out.cov = cluster_covariance(design, fitted, design.unit, n_clusters, correction)
-    out.se = float(np.sqrt(grad @ out.cov @ grad))
+    try:
+        out.cov = cluster_covariance(design, fitted, design.unit, n_clusters, correction)
+    except np.linalg.LinAlgError:
+        out.reason = "singular"
+        return out
+    out.se = float(np.sqrt(max(float(grad @ out.cov @ grad), 0.0)))
     out.details.update({"post_area_periods": int(post.sum()),
                         "post_areas": int(len(np.unique(sample.unit[post]))),
                         "cluster_correction_factor": correction})

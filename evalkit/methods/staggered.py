@@ -29,6 +29,8 @@ from .att_gt import NEVER, GroupTime, GroupTimeError, group_time_att, standard_e
 
 #: fewer treated units than this and the check warns (cluster-robust inference over-rejects)
 FEW_TREATED = 6
+#: R did's threshold for a zero standard error, sqrt(eps) * 10, for outcomes of order 1
+DEGENERATE = np.sqrt(np.finfo(float).eps) * 10
 MEASURES = ("count", "continuous", "share_found_within", "median_hours_to_found")
 
 
@@ -39,6 +41,9 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     if outcome.measure not in MEASURES:
         raise EvalkitError(design.where, f"outcome '{outcome.name}' ({outcome.measure}) is not a unit-period outcome",
                            "use a count or continuous outcome, or survival_did for times to found", key=key + ".outcome")
+    if list(data.units) == ["series"]:
+        raise EvalkitError(design.where, "staggered_did compares areas, and the data are one series",
+                           "map data.columns.unit, or use method: its", key=key)
     panel = _PanelArrays.build(design, data, spec, outcome, key)
     transition = design.intervention.transition if spec.transition == "exclude" else 0
     try:
@@ -46,9 +51,11 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                             anticipation=spec.anticipation, base_period=spec.base_period,
                             covariates=panel.covariates, estimation=spec.estimation)
     except GroupTimeError as exc:
+        fix = ("remove a covariate that is constant or collinear among the comparison units"
+               if spec.estimation == "regression" else
+               "use estimation: regression, or fewer covariates (too few units to model who adopts)")
         raise EvalkitError(design.where, f"ATT(g,t) for cohort {panel.label(exc.cohort)} in {panel.label(exc.period)} "
-                           f"cannot be estimated ({exc})", "use fewer covariates or estimation: regression",
-                           key=key + ".covariates") from None
+                           f"cannot be estimated ({exc})", fix, key=key + ".covariates") from None
     plan = make_plan(gt, transition)
     if not plan.post.any():
         raise EvalkitError(design.where, f"no post-adoption period is left after the {transition}-period transition",
@@ -56,7 +63,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     att = aggregate_all(plan, gt.att, gt.influence, transition)
     ratio = outcome.measure == "count"
     treated_mean = aggregate_all(plan, *_treated_means(gt, panel.outcome), transition) if ratio else None
-    inference = _Inference(design, spec, gt.n)
+    inference = _Inference(design, spec, gt.n, _reference(panel.outcome))
     common = {"outcome": outcome.name, "method": spec.method}
     info = {"analysis": index, "control_group": spec.control_group, "estimation": spec.estimation if spec.covariates else "none",
             "covariates": list(spec.covariates), "base_period": spec.base_period, "anticipation": spec.anticipation,
@@ -83,6 +90,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         tm = None if event_tm is None else (event_tm.values[j], event_tm.influence[:, j])
         result.estimates.append(reporter.estimate(f"event_{int(e)}", event.values[j], event.influence[:, j], tm,
                                                   extra={"event_time": int(e), "cohorts": cohorts_at[j]}))
+    _refuse_empty_headline(design, simple_estimate, ratio, key)
     result.checks += _checks(design, spec, gt, plan, att["dynamic"], panel, outcome, transition)
     result.analysis = Analysis(
         method=spec.method, outcome=outcome.name,
@@ -159,11 +167,34 @@ class _PanelArrays:
         if dropped:
             notes.append(f"{len(dropped)} unit(s) with a missing outcome or covariate value left out: "
                          + ", ".join(dropped[:10]) + ("..." if len(dropped) > 10 else ""))
+        if not any(k and u in data.adoption for u, k in zip(units, keep)) and any(u in data.adoption for u in units):
+            outcome_missing = ~np.isfinite(values).all(axis=1)
+            treated_rows = np.array([u in data.adoption for u in units])
+            if np.all(outcome_missing[treated_rows]) and outcome.measure in ("share_found_within", "median_hours_to_found"):
+                position = next(i for i, o in enumerate(design.outcomes) if o.name == outcome.name)
+                raise EvalkitError(design.where, f"outcome '{outcome.name}' is missing in some period for every adopting "
+                                   f"unit (fewer than {outcome.min_episodes} episodes in an area-period)",
+                                   "lower min_episodes, use a coarser data.frequency, or use method: survival_did",
+                                   key=f"outcomes[{position}].min_episodes")
+            what = "outcome" if np.all(outcome_missing[treated_rows]) or covariates is None else "outcome or covariate"
+            raise EvalkitError(design.data.source, f"every adopting unit has a missing {what} value "
+                               f"(left out: {', '.join(d for d in dropped[:5])})",
+                               "fill in the values" + (", or remove the covariate from analysis covariates"
+                                                       if what != "outcome" else ", or narrow data.window"))
         units = [u for u, k in zip(units, keep) if k]
         values = values[keep]
         exposure = exposure[keep] if exposure is not None else None
+        if values.size and np.nanmin(values) == np.nanmax(values):
+            raise EvalkitError(design.data.source, f"outcome '{outcome.name}' is {values.flat[0]:g} in every unit and "
+                               "period, so there is no difference to estimate", "check the outcome column and data.window")
+        spread = np.ptp(values, axis=1) if values.size else np.zeros(0)
+        if values.size and not np.any(spread > 1e-12 * np.max(np.abs(values))):
+            raise EvalkitError(design.data.source, f"outcome '{outcome.name}' never changes over time within a unit"
+                               + (" (per unit of exposure)" if has_exposure else "") + ", so there is no change to compare",
+                               "check the outcome column and data.window")
         if covariates is not None:
             covariates = covariates[keep]
+            _check_covariates(design, spec, covariates, key)
             if np.all(covariates == covariates[:, :1, :]):
                 covariates = covariates[:, 0, :]                                   # time-invariant
         treated = [u in data.adoption for u in units]
@@ -193,8 +224,13 @@ class _PanelArrays:
             last = int(cohort.max())
             end = last - spec.anticipation
             if np.sum(np.unique(cohort) < end) == 0 or end <= first:
-                raise EvalkitError(design.where, "only one adoption date and no never-treated units: nothing to compare with",
-                                   "add comparison units", key=key + ".control_group")
+                if np.unique(cohort).size == 1:
+                    raise EvalkitError(design.where, "only one adoption date and no never-treated units: nothing to "
+                                       "compare with", "add comparison units", key=key + ".control_group")
+                raise EvalkitError(design.where, f"no never-treated units, and with anticipation: {spec.anticipation} "
+                                   f"the last cohort ({self.label(last)}) compares only until {self.label(max(end - 1, 0))}, "
+                                   f"before the first adoption ({self.label(first)})",
+                                   "lower anticipation or add never-treated units", key=key + ".anticipation")
             if np.any((cohort < last) & (cohort >= end)):
                 raise EvalkitError(design.where, "a cohort adopts inside the last cohort's anticipation window",
                                    "lower anticipation or add never-treated units", key=key + ".anticipation")
@@ -210,6 +246,42 @@ class _PanelArrays:
 
 def _unit_key(unit):
     return str(unit)
+
+
+def _check_covariates(design: Design, spec, covariates: np.ndarray, key: str) -> None:
+    """A covariate constant across units, or a linear combination of the others, cannot be adjusted for."""
+    stacked = covariates.reshape(-1, covariates.shape[2])              # every unit-period
+    columns = [np.ones(stacked.shape[0])]
+    for j, name in enumerate(spec.covariates):
+        if np.all(covariates[:, :, j] == covariates[:1, :, j]):
+            raise EvalkitError(design.where, f"covariate '{name}' takes the same value for every unit",
+                               "remove it: it cannot adjust the comparison", key=f"{key}.covariates[{j}]")
+        candidate = np.column_stack(columns + [stacked[:, j]])
+        if np.linalg.matrix_rank(candidate) < candidate.shape[1]:
+            others = ", ".join(f"'{c}'" for c in spec.covariates[:j])
+            raise EvalkitError(design.where, f"covariate '{name}' is a linear combination of {others} (collinear)",
+                               "remove it: it adds nothing the others do not", key=f"{key}.covariates[{j}]")
+        columns.append(stacked[:, j])
+
+
+def _refuse_empty_headline(design: Design, estimate: Estimate, ratio: bool, key: str) -> None:
+    """att_simple is the headline: without a value or an interval the run cannot say anything."""
+    if estimate.estimate is None:
+        raise EvalkitError(design.where, "the adopting units' rate without the intervention (their rate minus the ATT) "
+                           "is not above 0, so att_simple cannot be given as a ratio",
+                           "check the outcome column: the adopting units need counts after adoption", key=key)
+    if estimate.se is None:
+        what = "the ATT" + (" ratio" if ratio else "")
+        raise EvalkitError(design.where, f"{what} has no standard error: the outcome barely varies across units "
+                           "(e.g. one unit per cohort and a constant comparison outcome)",
+                           "check the outcome column, or add comparison units whose outcome varies", key=key)
+
+
+def _reference(outcome: np.ndarray) -> float:
+    """The outcome's scale for telling a zero standard error from a small one: its spread,
+    plus a millionth of its size (rounding error in the changes of a large, flat outcome)."""
+    values = outcome[np.isfinite(outcome)]
+    return float(np.std(values) + 1e-6 * np.max(np.abs(values))) if values.size else 1.0
 
 
 def _treated_means(gt: GroupTime, Y: np.ndarray):
@@ -228,39 +300,45 @@ def _treated_means(gt: GroupTime, Y: np.ndarray):
 class _Inference:
     """Standard errors and critical values: analytic, or the multiplier bootstrap."""
 
-    def __init__(self, design: Design, spec, n: int):
+    def __init__(self, design: Design, spec, n: int, reference: float = 1.0):
         self.alpha = design.alpha
         self.n = n
+        #: the outcome's scale: a standard error below sqrt(eps) * 10 of it is rounding error
+        #: (R did's threshold, for outcomes of order 1); log ratios use 1
+        self.reference = reference
         self.bootstrap = spec.inference == "multiplier_bootstrap"
         self.z = float(stats.norm.ppf(1 - design.alpha / 2))
         rng = np.random.default_rng(design.seed)
         self.weights = multiplier_weights(rng, spec.reps, n, spec.bootstrap_weights)
 
-    def family(self, influence: np.ndarray, uniform: bool = False):
+    def family(self, influence: np.ndarray, uniform: bool = False, reference: float | None = None):
         """(se, pointwise critical value, uniform critical value) for a family of parameters.
 
         The uniform (sup-t) critical value always comes from the multiplier bootstrap; it
         is computed only when asked for (``uniform``) or when the bootstrap gives the errors.
         """
+        reference = self.reference if reference is None else reference
         influence = influence.reshape(influence.shape[0], -1)
         if self.bootstrap:
-            boot = summarize(multiplier_draws(influence, self.weights), self.n, self.alpha)
+            boot = summarize(multiplier_draws(influence, self.weights), self.n, self.alpha, reference)
             se, critical = boot.se, boot.critical
         else:
             se = standard_errors(influence)
             critical = self.z
             if uniform:   # sup-t over the draws standardised by the analytic errors
-                critical = sup_t_critical(multiplier_draws(influence, self.weights), se * np.sqrt(self.n), self.alpha)
-        se = np.where(se > np.sqrt(np.finfo(float).eps) * 10, se, np.nan)
+                critical = sup_t_critical(multiplier_draws(influence, self.weights), se * np.sqrt(self.n), self.alpha,
+                                          reference)
+        se = np.where(se > DEGENERATE * reference, se, np.nan)
         critical = critical if np.isfinite(critical) else self.z
         return se, self.z, max(critical, self.z)
 
-    def scalar_se(self, influence: np.ndarray) -> float:
+    def scalar_se(self, influence: np.ndarray, reference: float | None = None) -> float:
+        reference = self.reference if reference is None else reference
         if self.bootstrap:
-            se = summarize(multiplier_draws(influence, self.weights), self.n, self.alpha).se[0]
+            se = summarize(multiplier_draws(influence, self.weights), self.n, self.alpha, reference).se[0]
         else:
             se = standard_errors(influence.reshape(-1, 1))[0]
-        return float(se) if np.isfinite(se) and se > np.sqrt(np.finfo(float).eps) * 10 else float("nan")
+        return float(se) if np.isfinite(se) and se > DEGENERATE * reference else float("nan")
 
 
 def _log_ratio(att: float, att_inf: np.ndarray, treated: float, treated_inf: np.ndarray):
@@ -307,7 +385,7 @@ class _Reporter:
 
     def _ratio(self, value, influence, treated):
         log_ratio, log_inf, counterfactual = _log_ratio(value, influence, treated[0], treated[1])
-        se = self.inference.scalar_se(log_inf) if np.isfinite(log_ratio) else float("nan")
+        se = self.inference.scalar_se(log_inf, reference=1.0) if np.isfinite(log_ratio) else float("nan")
         z = self.inference.z
         ok = np.isfinite(log_ratio) and np.isfinite(se)
         return {"estimate": float(np.exp(log_ratio)) if np.isfinite(log_ratio) else float("nan"),
@@ -421,7 +499,7 @@ def _per_year(design: Design, plan, gt: GroupTime, panel: _PanelArrays, inferenc
         to_count = np.ones(gt.att.size)
     value, influence = share_weighted(plan, plan.post, gt.att * to_count, gt.influence * to_count[None, :])
     scale = PERIODS_PER_YEAR[design.data.frequency] * float(gt.cohort_size.sum())
-    se = inference.scalar_se(influence)
+    se = inference.scalar_se(influence, reference=inference.reference * float(np.max(to_count, initial=1.0)))
     per_year = value * scale
     return {"per_year": per_year, "per_year_se": _none_if_nan(se * scale),
             "per_year_ci_low": _none_if_nan(per_year - inference.z * se * scale),
@@ -433,7 +511,7 @@ def _per_year(design: Design, plan, gt: GroupTime, panel: _PanelArrays, inferenc
 def _checks(design: Design, spec, gt: GroupTime, plan, event: Aggregation, panel: _PanelArrays, outcome,
             transition: int) -> list[Check]:
     common = {"method": spec.method, "outcome": outcome.name}
-    checks = [pre_trend_check(design, gt, event, common)]
+    checks = [pre_trend_check(design, gt, event, common, reference=_reference(panel.outcome))]
     treated = int(gt.cohort_size.sum())
     never = int(np.sum(gt.unit_cohort == NEVER))
     if treated < FEW_TREATED:
@@ -454,7 +532,7 @@ def _checks(design: Design, spec, gt: GroupTime, plan, event: Aggregation, panel
     return checks
 
 
-def pre_trend_check(design: Design, gt: GroupTime, event: Aggregation, common: dict) -> Check:
+def pre_trend_check(design: Design, gt: GroupTime, event: Aggregation, common: dict, reference: float = 1.0) -> Check:
     """R did's Wald pre-test; with more pre-period cells than the data can test, a binned one.
 
     R's statistic: W = theta' V^-1 theta over the pre-period ATT(g,t) (t < g) with a
@@ -466,7 +544,7 @@ def pre_trend_check(design: Design, gt: GroupTime, event: Aggregation, common: d
     """
     n = gt.n
     se = gt.se
-    pre = np.flatnonzero((gt.period < gt.cohort) & np.isfinite(gt.att) & (se > np.sqrt(np.finfo(float).eps) * 10))
+    pre = np.flatnonzero((gt.period < gt.cohort) & np.isfinite(gt.att) & (se > DEGENERATE * reference))
     if pre.size == 0:
         return Check("pre_trends", "warn", "no pre-adoption cells to test parallel trends on.",
                      values={"test": None}, **common)

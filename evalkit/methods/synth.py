@@ -67,6 +67,9 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     units = [treated] + donors
     periods = data.periods
     rates, counts, exposure = _outcome_matrix(design, data, outcome, units)
+    if np.ptp(rates) == 0:
+        raise EvalkitError(design.data.source, f"outcome '{outcome.name}' is {rates.flat[0]:g} for the treated unit and "
+                           "every donor in every period, so there is nothing to fit", "check the outcome column")
     pre = np.asarray(periods < start)
     post_start = start + design.intervention.transition
     post = np.asarray(periods >= post_start)
@@ -91,7 +94,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     weights = {labels[d]: float(w) for d, w in zip(donors, main.weights.weights)}
     effect = _effect_in_counts(design, outcome, main, counts, exposure, post)
     info = {
-        "treated_unit": labels[treated], "start": str(start), "post_start": str(post_start),
+        "analysis": index, "treated_unit": labels[treated], "start": str(start), "post_start": str(post_start),
         "post_periods": f"{periods[post][0]}..{periods[post][-1]}", "n_pre": n_pre, "n_post": n_post,
         "n_donors": len(donors), "pre_rmspe": main.pre_rmspe, "post_rmspe": main.post_rmspe,
         "rmspe_ratio": main.ratio, "fitted_as": "rate" if exposure is not None else ("count" if counts is not None else "value"),
@@ -108,10 +111,19 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     result.estimates.append(Estimate(
         **common, estimand="placebo_p", scale="probability", estimate=inference["placebo_p"], p_value=inference["placebo_p"],
         details={"rank": inference["rank"], "n_units": len(units), "smallest_possible": 1 / len(units),
+                 "exact_placebos": inference["exact_placebos"],
                  "rmspe_ratio": {labels[treated]: main.ratio, **{labels[d]: f.ratio for d, f in placebos.items()}}},
     ))
     result.checks += _checks(design, spec, outcome, main, placebos, rates, predictors, in_fit, pre, labels, donors,
                              treated)
+    if inference["exact_placebos"]:
+        exact = [labels[d] for d, f in placebos.items() if not np.any(f.gap)]
+        result.checks.append(Check(
+            "placebo_duplicates", "warn",
+            f"{len(exact)} donor(s) ({', '.join(exact[:5])}) are matched exactly by the other donors before and after "
+            "the start (duplicated series): as placebos they cannot show how unusual the treated gap is, so they "
+            "count as at least as extreme and the placebo p-value is conservative.",
+            values={"units": exact}, **common))
     result.analysis = Analysis(
         method=spec.method, outcome=outcome.name,
         label=f"Synthetic control: {labels[treated]} against a weighted blend of {len(donors)} donor units",
@@ -278,6 +290,10 @@ def _fit_unit(rates, predictors: Predictors, treated: int, donors: list[int], in
         weights = fit_weights(Z1, Z0)
     synthetic = rates[:, donors] @ weights.weights
     gap = rates[:, treated] - synthetic
+    # a gap of rounding error is no gap: otherwise a unit matched exactly by a blend would
+    # rank above placebos matched exactly by one donor (gap 0) in the placebo test
+    size = float(np.max(np.abs(rates[:, [treated] + donors])))
+    gap[np.abs(gap) <= 1e-12 * size] = 0.0
     # a perfect pre-period fit would divide by zero: floor the RMSPE far below any real error
     floor = 1e-12 * float(np.sqrt(np.mean(rates[pre] ** 2))) or 1e-300
     pre_rmspe = max(float(np.sqrt(np.mean(gap[pre] ** 2))), floor)
@@ -295,10 +311,13 @@ def _placebo_inference(main: UnitFit, placebos: dict, alpha: float) -> dict:
     RMSPE is compared with the placebos'; the interval holds every tau not rejected.
     """
     n_units = len(placebos) + 1
-    ratios = np.array([f.ratio for f in placebos.values()])
+    # a placebo matched exactly before and after (a donor duplicated by other donors) has a
+    # 0/0 ratio: it cannot show how unusual the treated gap is, so it counts against it
+    exact = np.array([not np.any(f.gap) for f in placebos.values()], dtype=bool)
+    ratios = np.where(exact, np.inf, [f.ratio for f in placebos.values()])
     rank = 1 + int(np.sum(ratios >= main.ratio))
     placebo_p = rank / n_units
-    stats = np.sort(np.array([abs(f.att) / f.pre_rmspe for f in placebos.values()]))[::-1]
+    stats = np.sort(np.where(exact, np.inf, [abs(f.att) / f.pre_rmspe for f in placebos.values()]))[::-1]
     att_p = (1 + int(np.sum(stats >= abs(main.att) / main.pre_rmspe))) / n_units
     # the fewest placebos at least as extreme for p > alpha
     needed = next((c for c in range(n_units) if (1 + c) / n_units > alpha), None)
@@ -307,7 +326,8 @@ def _placebo_inference(main: UnitFit, placebos: dict, alpha: float) -> dict:
     else:
         half_width = main.pre_rmspe * stats[needed - 1]
         low, high = main.att - half_width, main.att + half_width
-    return {"placebo_p": placebo_p, "rank": rank, "att_p": att_p, "ci_low": float(low), "ci_high": float(high)}
+    return {"placebo_p": placebo_p, "rank": rank, "att_p": att_p, "ci_low": float(low), "ci_high": float(high),
+            "exact_placebos": int(exact.sum())}
 
 
 def _effect_in_counts(design: Design, outcome, main: UnitFit, counts, exposure, post) -> dict:

@@ -129,7 +129,8 @@ def standardise_predictors(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the scaled matrix and the divisors.
     """
     divisor = X.std(axis=1, ddof=1)
-    return X / divisor[:, None], divisor
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant predictor: the caller decides
+        return X / divisor[:, None], divisor
 
 
 def weights_given_v(v: np.ndarray, X1: np.ndarray, X0: np.ndarray, solver: SimplexSolver | None = None) -> np.ndarray:
