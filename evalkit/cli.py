@@ -10,6 +10,7 @@ import functools
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -24,7 +25,11 @@ def _friendly(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                # numerical libraries' warnings would break the one-line contract; what
+                # matters to the user is reported in checks or as an error
+                warnings.simplefilter("ignore")
+                return command(*args, **kwargs)
         except EvalkitError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)

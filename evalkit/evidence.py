@@ -6,6 +6,8 @@ ladder, as DOMAIN.md ("Evidence strength") sets out.
 
 from __future__ import annotations
 
+import math
+
 from .results import Check, Estimate
 
 SCALE_NAME = "Maryland Scientific Methods Scale (What Works Centre for Local Economic Growth version, 2016)"
@@ -84,6 +86,9 @@ def _percent(x: float) -> str:
 def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate, cert: str,
                       per_year: float | None, per_year_unit: str) -> str:
     """The headline in plain words; never "caused"; the interval as a likely range."""
+    if not _bounded(estimate):
+        return (f"{intervention}: {outcome_label} changed by an estimated {_describe(estimate)}, but the data cannot "
+                "put bounds on the change (too few areas or periods for an interval).")
     if estimate.scale != "ratio":
         return _difference_sentence(intervention, outcome_label, estimate, cert)
     change = estimate.estimate - 1.0
@@ -102,6 +107,19 @@ def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate,
         return (f"{intervention}: the evidence is very uncertain; {outcome_label} changed by about "
                 f"{_percent(change)} ({likely}){absolute}.")
     return (f"{intervention} {verb} {outcome_label} by about {_percent(change)} ({likely}){absolute}.")
+
+
+def _bounded(estimate: Estimate) -> bool:
+    values = (estimate.estimate, estimate.ci_low, estimate.ci_high)
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def _describe(estimate: Estimate) -> str:
+    if estimate.estimate is None or not math.isfinite(estimate.estimate):
+        return "unknown amount"
+    if estimate.scale == "ratio":
+        return f"{_percent(estimate.estimate - 1.0)} {'fall' if estimate.estimate < 1 else 'rise'}"
+    return f"{estimate.estimate:+.3g}"
 
 
 def _range_end(x: float) -> str:
@@ -224,7 +242,9 @@ def _finding(best, estimates, checks, intervention, outcome_labels, concurrent) 
                     and e.estimand == estimand and not (e.group or "").startswith("subgroup"))
     per_year = estimate.details.get("per_year")
     label = outcome_labels.get(best.outcome, best.outcome)
-    if best.method == "synthetic_control":
+    if not _bounded(estimate) and best.method != "synthetic_control":
+        sentence = headline_sentence(intervention, label, estimate, cert, per_year, label)
+    elif best.method == "synthetic_control":
         placebo = next((e for e in estimates if e.method == best.method and e.outcome == best.outcome
                         and e.estimand == "placebo_p"), None)
         sentence = synthetic_control_sentence(intervention, label, estimate, placebo, cert)

@@ -234,3 +234,68 @@ def test_its_on_a_monthly_duration_outcome_uses_pooled_kaplan_meier(tmp_path):
     assert series["observed"][series["periods"].index("2019-06")] == pytest.approx(share, abs=1e-12)
     # a faster-found planted effect raises the share found within 24 hours
     assert step.estimate > 0
+
+
+def quarterly_panel(tmp_path, values, units=("A", "B")):
+    periods = pd.period_range("2015Q1", periods=len(values), freq="Q")
+    rows = ["area,quarter,y"] + [f"{u},{p},{v}" for u in units for p, v in zip(periods, values)]
+    write(tmp_path / "q.csv", "\n".join(rows) + "\n")
+    return write(tmp_path / "d.yaml", f"""
+    evalkit: 1
+    title: Quarterly
+    intervention: {{name: X, start: {periods[len(values) // 2]}}}
+    data: {{source: q.csv, layout: panel, frequency: quarter, columns: {{unit: area, time: quarter}}}}
+    units: {{treated: [A]}}
+    outcomes: [{{name: y, column: y, measure: count}}]
+    analysis: [{{method: its, outcome: y}}, {{method: controlled_its, outcome: y}}]
+    """)
+
+
+def test_a_series_that_cannot_inform_the_model_is_refused(tmp_path):
+    design = quarterly_panel(tmp_path, [5] * 20)
+    with pytest.raises(evalkit.EvalkitError, match="is 5 in every fitted period of the series"):
+        evalkit.run(evalkit.load_design(design))
+    design = quarterly_panel(tmp_path, [7, 9, 8, 6, 9, 8, 7, 9, 8, 7] + [0] * 10)
+    with pytest.raises(evalkit.EvalkitError, match="is 0 in every period after the interruption"):
+        evalkit.run(evalkit.load_design(design))
+
+
+def test_quarterly_seasonality_check_runs_without_singular_terms(tmp_path):
+    import warnings
+
+    rng = np.random.default_rng(3)
+    design = quarterly_panel(tmp_path, rng.poisson(50, 24).tolist())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = evalkit.run(evalkit.load_design(design))
+    check = next(c for c in results.checks if c.name == "seasonality" and c.method == "its")
+    assert check.values["harmonics_tested"] == 2 and 0 <= check.values["p_value"] <= 1
+    # two analyses of one outcome are told apart in results.json
+    assert {e.details["analysis"] for e in results.estimates if e.estimand == "level_change"} == {0, 1}
+
+
+def test_unit_ids_with_leading_zeros_stay_text(tmp_path):
+    write(tmp_path / "p.csv", "unit,month,y\n" + "".join(f"{u},2020-{m:02d},{m + (3 if u == '01' else 0)}\n"
+                                                          for u in ("01", "02") for m in range(1, 13)))
+    design = write(tmp_path / "d.yaml", """
+    evalkit: 1
+    title: Ids
+    intervention: {name: X, start: 2020-07}
+    data: {source: p.csv, layout: panel, columns: {unit: unit, time: month}}
+    units: {treated: ["01"]}
+    outcomes: [{name: y, column: y, measure: count}]
+    analysis: [{method: its, outcome: y, errors: none}]
+    """)
+    from evalkit.data import load_data
+
+    data = load_data(evalkit.load_design(design))
+    assert data.units == ["01", "02"] and list(data.adoption) == ["01"]
+
+
+def test_headline_without_bounds_says_so():
+    from evalkit.evidence import headline_sentence
+    from evalkit.results import Estimate
+
+    estimate = Estimate("y", "did", "att", "difference", 0.5, None, None, None)
+    sentence = headline_sentence("X", "reports", estimate, "low", None, "reports")
+    assert "cannot put bounds" in sentence and "inf" not in sentence

@@ -253,7 +253,8 @@ def _ages(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
 def coerce_unit_ids(unit: pd.Series) -> pd.Series:
     """Unit identifiers keep their type: all-integer ids become integers."""
     as_int = pd.to_numeric(unit, errors="coerce")
-    if as_int.notna().all() and (as_int == np.floor(as_int)).all() and unit.str.fullmatch(r"-?\d+").all():
+    # "01" stays text: a leading zero is part of an identifier, not of a number
+    if as_int.notna().all() and (as_int == np.floor(as_int)).all() and unit.str.fullmatch(r"-?(0|[1-9]\d*)").all():
         return as_int.astype("int64")
     return unit.astype(object)
 

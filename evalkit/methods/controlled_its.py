@@ -24,7 +24,7 @@ from ..errors import EvalkitError
 from ..periods import PERIODS_PER_YEAR
 from ..results import Analysis, Check, Estimate
 from . import MethodResult
-from .its import _check_values, add_per_year, _effect_estimate, _interval, _predict, pooled_series, setup_series
+from .its import _check_informative, _check_values, add_per_year, _effect_estimate, _interval, _predict, pooled_series, setup_series
 from .segmented import COUNT_FAMILIES, NegbinNotConverged, SegmentedDesign, breusch_godfrey, fit_segmented
 
 GROUP_TERMS = ("intercept", "pre_slope", "level_change", "slope_change")
@@ -86,6 +86,10 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                            "remove it from comparison", key=key + ".comparison")
     comparison = pooled_series(data, comparison_units, treated.outcome, treated.family)
     _check_values(design, comparison, treated.outcome, treated.family, key)
+    comparison_fit = treated.mask & comparison["y"].notna().to_numpy()
+    _check_informative(design, comparison["y"].to_numpy(dtype=float)[comparison_fit],
+                       treated.seg.post_mask[comparison_fit], treated.outcome, treated.family, key,
+                       comparison_units, which="the comparison series")
     family, per, n = treated.family, treated.per, len(treated.periods)
     ratio = family in COUNT_FAMILIES
     y_c = comparison["y"].to_numpy(dtype=float)
@@ -98,7 +102,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         response = np.concatenate([treated.response, response_c])
         offset = None
     seg = stacked_design(treated.seg, spec.slope_change)
-    mask = np.concatenate([treated.mask, treated.mask & comparison["y"].notna().to_numpy()])
+    mask = np.concatenate([treated.mask, comparison_fit])
     groups = np.repeat([1, 0], n)
     try:
         fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
@@ -107,7 +111,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         raise EvalkitError(design.where, "the negative binomial fit did not converge", "use family: quasipoisson",
                            key=key + ".family") from None
     common = {"outcome": treated.outcome.name, "method": spec.method}
-    info = {"family": family, "errors": spec.errors, "lags": fitted.lags, "dispersion": fitted.dispersion,
+    info = {"analysis": index, "family": family, "errors": spec.errors, "lags": fitted.lags, "dispersion": fitted.dispersion,
             "n_periods": int(treated.mask.sum()), "n_pre": treated.n_pre, "n_post": treated.n_post,
             "interruption": str(treated.periods[seg.interruption])}
     result = MethodResult()

@@ -96,6 +96,7 @@ def setup_series(design: Design, data, spec, index: int, units=None, start_perio
     else:
         offset = None
         response = y / exposure * per if exposure is not None else y
+    _check_informative(design, response[mask], seg.post_mask[mask], outcome, family, key, units)
     lags = None
     if spec.errors == "newey_west":
         lags = newey_west_auto_lags(int(mask.sum())) if spec.lags == "auto" else int(spec.lags)
@@ -127,9 +128,9 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     result = MethodResult()
     ratio = family in COUNT_FAMILIES
     common = {"outcome": outcome.name, "method": spec.method}
-    info = {"family": family, "errors": spec.errors, "lags": fitted.lags, "dispersion": fitted.dispersion,
-            "n_periods": n_fit, "n_pre": n_pre, "n_post": n_post, "interruption": str(periods[seg.interruption]),
-            "units": [str(u) for u in units]}
+    info = {"analysis": index, "family": family, "errors": spec.errors, "lags": fitted.lags,
+            "dispersion": fitted.dispersion, "n_periods": n_fit, "n_pre": n_pre, "n_post": n_post,
+            "interruption": str(periods[seg.interruption]), "units": [str(u) for u in units]}
     if fitted.rho is not None:
         info["rho"] = fitted.rho
     for name in ("level_change", "slope_change", "pre_slope"):
@@ -244,6 +245,21 @@ def pooled_series(data, units: list, outcome, family: str) -> pd.DataFrame:
     if data.has_exposure:
         series["exposure"] = grouped["exposure"].sum().reindex(data.periods)
     return series
+
+
+def _check_informative(design: Design, values: np.ndarray, post: np.ndarray, outcome, family: str, key: str,
+                       units, which: str = "the series") -> None:
+    """Refuse a series that cannot inform a segmented regression (it would fit exactly)."""
+    where = design.data.source
+    if np.ptp(values) == 0:
+        raise EvalkitError(where, f"outcome '{outcome.name}' is {values[0]:g} in every fitted period of {which}, so "
+                           "there is no change to estimate", "check the outcome column, the units and the window")
+    if family in COUNT_FAMILIES:
+        for side, part in (("after", values[post]), ("before", values[~post])):
+            if part.sum() == 0:
+                raise EvalkitError(where, f"count '{outcome.name}' is 0 in every period {side} the interruption in {which}, "
+                                   "so a ratio cannot be estimated", "check the data (a recording gap?) or use family: "
+                                   "gaussian", key=None)
 
 
 def _check_values(design: Design, series: pd.DataFrame, outcome, family: str, key: str) -> None:
@@ -381,7 +397,8 @@ def _seasonality_check(spec, fitted, seg, mask, response, offset, family, per_ye
     extra = []
     for h in range(1, harmonics + 1):
         angle = 2 * np.pi * h * position / per_year
-        extra += [np.sin(angle), np.cos(angle)]
+        # sin(pi * t) is 0 at every quarter when h = per_year / 2: leave such columns out
+        extra += [c for c in (np.sin(angle), np.cos(angle)) if np.max(np.abs(c)) > 1e-9]
     Z = np.column_stack([X] + extra)
     if X.shape[0] <= Z.shape[1] + 2:
         return Check("seasonality", "warn", "too few periods to test for seasonality.", **common)
