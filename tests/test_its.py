@@ -255,6 +255,10 @@ def test_a_series_that_cannot_inform_the_model_is_refused(tmp_path):
     design = quarterly_panel(tmp_path, [5] * 20)
     with pytest.raises(evalkit.EvalkitError, match="is 5 in every fitted period of the series"):
         evalkit.run(evalkit.load_design(design))
+    # Poisson's variance is not estimated from residuals: a constant count is still informative
+    design.write_text(design.read_text().replace("{method: its, outcome: y}", "{method: its, outcome: y, family: poisson}")
+                      .replace(", {method: controlled_its, outcome: y}", ""))
+    assert evalkit.run(evalkit.load_design(design)).estimate("level_change").estimate == pytest.approx(1.0)
     design = quarterly_panel(tmp_path, [7, 9, 8, 6, 9, 8, 7, 9, 8, 7] + [0] * 10)
     with pytest.raises(evalkit.EvalkitError, match="is 0 in every period after the interruption"):
         evalkit.run(evalkit.load_design(design))

@@ -251,7 +251,9 @@ def _check_informative(design: Design, values: np.ndarray, post: np.ndarray, out
                        units, which: str = "the series") -> None:
     """Refuse a series that cannot inform a segmented regression (it would fit exactly)."""
     where = design.data.source
-    if np.ptp(values) == 0:
+    # a constant series fits exactly: only Poisson, whose variance is not estimated from the
+    # residuals, still has meaningful standard errors
+    if np.ptp(values) == 0 and family != "poisson":
         raise EvalkitError(where, f"outcome '{outcome.name}' is {values[0]:g} in every fitted period of {which}, so "
                            "there is no change to estimate", "check the outcome column, the units and the window")
     if family in COUNT_FAMILIES:
