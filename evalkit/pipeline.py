@@ -98,6 +98,8 @@ def overlapping_changes(design: Design, data: AnalysisData) -> list[str]:
 
 def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
     """Refit the headline analysis within each subgroup the episodes carry (EMMIE's Moderators)."""
+    from dataclasses import replace
+
     from .data.subgroups import subgroup_data, subgroup_masks
 
     index = next(i for i, spec in enumerate(design.analysis)
@@ -110,9 +112,13 @@ def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
         spec = spec.model_copy(update={"inference": "analytic"})
     fit = get_method(spec.method)
     estimates, skipped = [], []
+    # a count outcome's refit reads only the recounted panel: each subgroup copies just the
+    # columns the counts come from, not the whole episode frame (millions of rows nationally)
+    counted = [c for c in ("unit", "period", "repeat", "person") if c in data.episodes.columns]
+    slim = replace(data, episodes=data.episodes[counted])
     for moderator, level, mask in subgroup_masks(data.episodes):
         try:
-            result = fit(design, subgroup_data(data, design, mask), spec, index)
+            result = fit(design, subgroup_data(slim, design, mask), spec, index)
         except EvalkitError as exc:
             skipped.append(f"{level}: {exc.what}")
             continue

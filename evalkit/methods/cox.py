@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from ..data.durations import _frequency_weights, group_time_order
+
 #: largest number of distinct covariate rows the pattern-count engine accepts (it keeps an
 #: episodes x patterns table of counts: indicators for a DiD give 3)
 MAX_PATTERNS = 64
@@ -88,9 +90,16 @@ class CoxFit:
 
 
 class _RiskSets:
-    """Event tie groups and, at each, the number at risk per covariate pattern."""
+    """Event tie groups and, at each, the number at risk per covariate pattern.
 
-    def __init__(self, time, event, X, strata):
+    Rows may carry frequency weights (how many identical subjects a row stands for): the
+    counts at risk and the events are then sums of weights, and the tables are exactly
+    those of the expanded data. The Efron terms are one per event (subject), ``d`` per
+    tie group, stored group after group: ``np.repeat(per_group, d)`` spreads a group's
+    value over its terms and ``np.add.reduceat(per_term, starts)`` sums them back.
+    """
+
+    def __init__(self, time, event, X, strata, weights=None):
         n, p = X.shape
         self.n, self.p = n, p
         patterns, pattern = _covariate_patterns(X)
@@ -99,14 +108,15 @@ class _RiskSets:
                            f"(at most {MAX_PATTERNS} patterns)")
         K = len(patterns)
         self.patterns, self.pattern, self.K = patterns, pattern, K
-        order = np.lexsort((time, strata))
+        order = group_time_order(strata, time)  # by stratum, then time (ties in any order)
         self.order = order
         s_s, t_s, e_s, k_s = strata[order], time[order], event[order], pattern[order]
+        w_s = np.ones(n, dtype=np.int64) if weights is None else weights[order]
         new_block = np.ones(n, dtype=bool)
         new_block[1:] = (s_s[1:] != s_s[:-1]) | (t_s[1:] != t_s[:-1])
         block = np.cumsum(new_block) - 1
         block_first = np.flatnonzero(new_block)
-        block_events = np.bincount(block, weights=e_s, minlength=block_first.size).astype(np.int64)
+        block_events = np.bincount(block, weights=np.where(e_s, w_s, 0), minlength=block_first.size).astype(np.int64)
         event_block = block_events > 0
         self.G = int(event_block.sum())
         if self.G == 0:
@@ -123,26 +133,31 @@ class _RiskSets:
         stratum_end = np.append(stratum_first[1:], n)
         stratum_of_row = np.cumsum(stratum_new) - 1
         onehot = np.zeros((n + 1, K), dtype=np.int64)
-        onehot[np.arange(n), k_s] = 1
+        onehot[np.arange(n), k_s] = w_s
         rc = np.cumsum(onehot[::-1], axis=0)[::-1]  # rc[j] = counts over rows j..n-1
+        del onehot
         end = stratum_end[stratum_of_row[g_first]]
         self.C = (rc[g_first] - rc[end]).astype(float)
+        del rc
         # events per pattern in each event group
         group_of_block = np.cumsum(event_block) - 1
         ev_rows = np.flatnonzero(e_s)
-        self.E = np.bincount(group_of_block[block[ev_rows]] * K + k_s[ev_rows],
+        self.E = np.bincount(group_of_block[block[ev_rows]] * K + k_s[ev_rows], weights=w_s[ev_rows],
                              minlength=self.G * K).reshape(self.G, K).astype(float)
         self.events_per_pattern = self.E.sum(axis=0)
-        # Efron terms: one per event, l = 0..d-1 within its group
-        self.row_group = np.repeat(np.arange(self.G), self.d)
-        starts = np.cumsum(self.d) - self.d
-        self.row_l = np.arange(self.row_group.size) - starts[self.row_group]
+        # Efron terms: one per event, l = 0..d-1 within its group, weighted l / d
+        self.starts = np.cumsum(self.d) - self.d
+        self.n_terms = int(self.d.sum())
+        frac = np.arange(self.n_terms, dtype=float)  # l = term number - the group's first term
+        frac -= self.spread(self.starts.astype(float))
+        frac /= self.spread(self.d.astype(float))
+        self.frac = frac
         # per sorted subject: how many event groups precede or share its (stratum, time),
         # and how many belong to earlier strata (for within-stratum cumulative sums)
         group_mark = np.zeros(n, dtype=np.int64)
         group_mark[g_first] = 1
         self.groups_upto = np.cumsum(group_mark)
-        groups_before_stratum = np.cumsum(group_mark) - group_mark
+        groups_before_stratum = self.groups_upto - group_mark
         self.groups_before_stratum = groups_before_stratum[stratum_first][stratum_of_row]
         self.subject_group = np.full(n, -1, dtype=np.int64)
         self.subject_group[e_s] = group_of_block[block[e_s]]
@@ -150,48 +165,84 @@ class _RiskSets:
         self.sorted_pattern = k_s
         self.n_strata = int(stratum_first.size)
 
+    def spread(self, per_group: np.ndarray) -> np.ndarray:
+        """A per-group vector repeated over each group's Efron terms."""
+        return np.repeat(per_group, self.d)
+
+    def group_sums(self, per_term: np.ndarray) -> np.ndarray:
+        """Sums of a per-term vector within each group."""
+        return np.add.reduceat(per_term, self.starts)
+
     def terms(self, beta: np.ndarray, ties: str):
-        """Per-pattern weights and the Efron (or Breslow) terms at ``beta``."""
+        """Per-pattern weights and the Efron (or Breslow) terms at ``beta``.
+
+        ``denom`` (one per term) and ``mean`` (p x terms: the Efron-weighted mean covariates
+        of the risk set) are computed one covariate at a time on contiguous vectors (the
+        slow part of a Newton step on millions of events); ``frac`` is None for Breslow
+        (every term of a group has the whole risk set)."""
         eta = self.patterns @ beta
         eta_shift = eta - eta.max()
         w = np.exp(eta_shift)
         wx = w[:, None] * self.patterns
-        S0, S1 = self.C @ w, self.C @ wx
-        D0, D1 = self.E @ w, self.E @ wx
-        g = self.row_group
-        frac = self.row_l / self.d[g] if ties == "efron" else np.zeros(g.size)
-        denom = S0[g] - frac * D0[g]
-        mean = (S1[g] - frac[:, None] * D1[g]) / denom[:, None]
+        # einsum, not @: BLAS would spread these tall, thin products over threads that
+        # mostly wait (and compete with other jobs on a small machine)
+        S0, S1 = np.einsum("gk,k->g", self.C, w), np.einsum("gk,kj->jg", self.C, wx)
+        D0, D1 = np.einsum("gk,k->g", self.E, w), np.einsum("gk,kj->jg", self.E, wx)
+        frac = self.frac if ties == "efron" else None
+        denom = self.spread(S0)
+        if frac is not None:
+            denom -= frac * self.spread(D0)
+        mean = np.empty((self.p, self.n_terms))
+        for j in range(self.p):
+            row = mean[j]
+            row[:] = self.spread(S1[j])
+            if frac is not None:
+                row -= frac * self.spread(D1[j])
+            row /= denom
         return eta, eta_shift, w, frac, denom, mean
 
     def loglik_derivatives(self, beta: np.ndarray, ties: str):
         """Log partial likelihood, score and information at ``beta``."""
-        eta, eta_shift, w, frac, denom, mean = self.terms(beta, ties)
+        _, eta_shift, w, frac, denom, mean = self.terms(beta, ties)
         loglik = float(self.events_per_pattern @ eta_shift - np.log(denom).sum())
-        score = self.events_per_pattern @ self.patterns - mean.sum(axis=0)
-        info = self._information(w, frac, denom, mean, np.ones(denom.size))
+        score = self.events_per_pattern @ self.patterns - mean.sum(axis=1)
+        info = self._information(w, frac, denom, mean, None)
         return loglik, score, info
 
     def _information(self, w, frac, denom, mean, row_weight):
         """``sum_rows row_weight * V_row``, V_row the Efron-weighted covariance of the risk set
-        (row_weight 1: the information; g(t) and g(t)^2: the blocks of cox.zph's matrix)."""
-        g = self.row_group
-        cw = np.bincount(g, weights=row_weight / denom, minlength=self.G)
-        ew = np.bincount(g, weights=row_weight * frac / denom, minlength=self.G)
-        pattern_weight = (cw @ self.C - ew @ self.E) * w
+        (row_weight None, i.e. 1: the information; g(t) and g(t)^2: the blocks of cox.zph's
+        matrix)."""
+        inverse = 1.0 / denom if row_weight is None else row_weight / denom
+        cw = self.group_sums(inverse)
+        if frac is not None:
+            inverse *= frac
+            ew = self.group_sums(inverse)
+        else:
+            ew = np.zeros(self.G)
+        del inverse
+        pattern_weight = (np.einsum("g,gk->k", cw, self.C) - np.einsum("g,gk->k", ew, self.E)) * w
         second = np.einsum("k,ki,kj->ij", pattern_weight, self.patterns, self.patterns)
-        return second - np.einsum("r,ri,rj->ij", row_weight, mean, mean)
+        if row_weight is None:
+            return second - np.einsum("ir,jr->ij", mean, mean)
+        return second - np.einsum("ir,jr,r->ij", mean, mean, row_weight)  # no weighted copy of mean
 
     def score_residuals(self, beta: np.ndarray, ties: str) -> np.ndarray:
-        """Per-subject score residuals (R ``residuals(fit, "score")``), in input order."""
+        """Per-subject (per-row) score residuals (R ``residuals(fit, "score")``), in input order."""
         _, _, w, frac, denom, mean = self.terms(beta, ties)
-        g = self.row_group
         p = self.p
-        A0 = np.bincount(g, weights=1.0 / denom, minlength=self.G)
-        B0 = np.bincount(g, weights=frac / denom, minlength=self.G)
-        A1 = np.column_stack([np.bincount(g, weights=mean[:, j] / denom, minlength=self.G) for j in range(p)])
-        B1 = np.column_stack([np.bincount(g, weights=frac * mean[:, j] / denom, minlength=self.G) for j in range(p)])
-        M1 = np.column_stack([np.bincount(g, weights=mean[:, j], minlength=self.G) for j in range(p)]) / self.d[:, None]
+        inverse = 1.0 / denom
+        del denom
+        A0 = self.group_sums(inverse)
+        A1 = np.column_stack([self.group_sums(mean[j] * inverse) for j in range(p)])
+        M1 = np.column_stack([self.group_sums(mean[j]) for j in range(p)]) / self.d[:, None]
+        if frac is not None:
+            inverse *= frac
+            B0 = self.group_sums(inverse)
+            B1 = np.column_stack([self.group_sums(mean[j] * inverse) for j in range(p)])
+        else:
+            B0, B1 = np.zeros(self.G), np.zeros((self.G, p))
+        del mean, inverse
         cA0 = np.concatenate([[0.0], np.cumsum(A0)])
         cA1 = np.vstack([np.zeros((1, p)), np.cumsum(A1, axis=0)])
         upto, before = self.groups_upto, self.groups_before_stratum
@@ -209,23 +260,40 @@ class _RiskSets:
 
 
 def _covariate_patterns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of X and each row's pattern index (column codes combined into one key:
-    much faster than ``np.unique(X, axis=0)`` on long data)."""
-    key = np.zeros(X.shape[0], dtype=np.int64)
+    """Distinct rows of X (in increasing order of the column codes, the first column
+    varying fastest) and each row's pattern index. Column codes are combined into one key
+    (much faster than ``np.unique(X, axis=0)`` on long data); 0/1 indicator columns need
+    no sort at all, and the distinct keys are found by counting when they are few."""
+    column_values, key = [], np.zeros(X.shape[0], dtype=np.int64)
     radix = 1
     for j in range(X.shape[1]):
-        values, codes = np.unique(X[:, j], return_inverse=True)
+        column = X[:, j]
+        if ((column == 0) | (column == 1)).all():
+            values, codes = np.array([0.0, 1.0]), (column == 1).astype(np.int64)
+        else:
+            values, codes = np.unique(column, return_inverse=True)
+            codes = codes.reshape(-1).astype(np.int64)
         if radix * len(values) > 2 ** 62 // 2:
             patterns, pattern = np.unique(X, axis=0, return_inverse=True)
             return patterns, pattern.reshape(-1)
-        key += codes.reshape(-1).astype(np.int64) * radix
+        key += codes * radix
+        column_values.append((values, radix))
         radix *= len(values)
-    keys, first, pattern = np.unique(key, return_index=True, return_inverse=True)
-    return X[first], pattern.reshape(-1)
+    if radix <= 1 << 20:
+        present = np.flatnonzero(np.bincount(key, minlength=radix))
+        lookup = np.zeros(radix, dtype=np.int64)
+        lookup[present] = np.arange(present.size)
+        keys, pattern = present, lookup[key]
+    else:
+        keys, pattern = np.unique(key, return_inverse=True)
+        pattern = pattern.reshape(-1)
+    patterns = np.column_stack([values[(keys // r) % len(values)] for values, r in column_values]) \
+        if column_values else np.zeros((keys.size, 0))
+    return patterns.astype(float).reshape(keys.size, X.shape[1]), pattern
 
 
 def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", names=None,
-            max_iter: int = 30, tol: float = 1e-11) -> CoxFit:
+            max_iter: int = 30, tol: float = 1e-11, weights=None) -> CoxFit:
     """Fit a stratified Cox model by Newton-Raphson (with step halving, as R's coxph).
 
     Parameters
@@ -243,6 +311,13 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
     ties : {"efron", "breslow"}
     max_iter, tol
         Newton iterations, and convergence on the largest step and relative log-likelihood change.
+    weights : array_like of int, optional
+        Frequency weights: how many identical subjects (same stratum, cluster, time, event
+        and covariates) each row stands for. The fit is that of the expanded data (the
+        same risk sets, events and Efron terms; the cluster sums of the score residuals
+        add each row's residual ``weight`` times), computed on the distinct rows. Not R's
+        case weights: R's Efron approximation counts tied rows, so ``coxph(weights = )``
+        on collapsed rows differs from ``coxph`` on the episodes; this equals the latter.
 
     Raises
     ------
@@ -258,8 +333,16 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
     names = list(names) if names is not None else [f"x{j}" for j in range(p)]
     if ties not in ("efron", "breslow"):
         raise ValueError("ties must be efron or breslow")
+    if weights is not None:
+        weights = _frequency_weights(weights, n)
+        if (weights == 0).any():
+            nonzero = weights > 0
+            time, event, X, weights = time[nonzero], event[nonzero], X[nonzero], weights[nonzero]
+            strata = None if strata is None else np.asarray(strata)[nonzero]
+            cluster = None if cluster is None else np.asarray(cluster)[nonzero]
+            n = X.shape[0]
     strata_codes = np.zeros(n, dtype=np.int64) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1].reshape(-1)
-    risk = _RiskSets(time, event, X, strata_codes)
+    risk = _RiskSets(time, event, X, strata_codes, weights)
     beta = np.zeros(p)
     loglik, score, info = risk.loglik_derivatives(beta, ties)
     loglik_null = loglik
@@ -294,18 +377,29 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
         clusters = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
         n_clusters = int(clusters.max()) + 1
         resid = risk.score_residuals(beta, ties)
+        if weights is not None:
+            resid *= weights[:, None]
         summed = np.column_stack([np.bincount(clusters, weights=resid[:, j], minlength=n_clusters) for j in range(p)])
         robust = cov @ (summed.T @ summed) @ cov
+    n_subjects = n if weights is None else int(weights.sum())
+    events = int(event.sum()) if weights is None else int(weights[event].sum())
     return CoxFit(names=names, params=beta, cov=cov, robust_cov=robust, loglik=loglik, loglik_null=loglik_null,
-                  iterations=iterations, n=n, events=int(event.sum()), strata=risk.n_strata, clusters=n_clusters,
-                  ties=ties, information=info, _risk=(risk, time, event))
+                  iterations=iterations, n=n_subjects, events=events, strata=risk.n_strata, clusters=n_clusters,
+                  ties=ties, information=info, _risk=(risk, time, event, weights))
 
 
-def _km_transform(time: np.ndarray, event: np.ndarray, at: np.ndarray) -> np.ndarray:
+def _km_transform(time: np.ndarray, event: np.ndarray, at: np.ndarray, weights=None) -> np.ndarray:
     """``1 - S(t-)`` of the pooled Kaplan-Meier curve at times ``at`` (R cox.zph ``km``)."""
-    times, inverse = np.unique(time, return_inverse=True)
-    n_at = np.bincount(inverse, minlength=times.size)
-    d_at = np.bincount(inverse, weights=event.astype(float), minlength=times.size)
+    order = np.argsort(time)  # one sort: distinct times and each row's time index
+    sorted_time = time[order]
+    new = np.ones(sorted_time.size, dtype=bool)
+    new[1:] = sorted_time[1:] != sorted_time[:-1]
+    times = sorted_time[new]
+    inverse = np.empty(time.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    n_at = np.bincount(inverse, weights=weights, minlength=times.size)
+    d_at = np.bincount(inverse, weights=event.astype(float) if weights is None else np.where(event, weights, 0),
+                       minlength=times.size)
     n_risk = n_at[::-1].cumsum()[::-1]
     surv = np.cumprod(1.0 - d_at / n_risk)
     position = np.searchsorted(times, at, side="left")  # times strictly below `at`
@@ -314,22 +408,22 @@ def _km_transform(time: np.ndarray, event: np.ndarray, at: np.ndarray) -> np.nda
 
 
 def _zph(fit: CoxFit, transform: str) -> dict:
-    risk, time, event = fit._risk
+    risk, time, event, weights = fit._risk
     if transform == "km":
-        g_group = _km_transform(time, event, risk.group_time)
+        g_group = _km_transform(time, event, risk.group_time, weights)
     elif transform == "identity":
         g_group = risk.group_time.copy()
     elif transform == "log":
         g_group = np.log(risk.group_time)
     else:
         raise ValueError(f"unknown transform {transform!r}")
-    g_group = g_group - g_group[risk.row_group].mean()  # centred over the events, as cox.zph
-    g_row = g_group[risk.row_group]
+    g_group = g_group - risk.spread(g_group).mean()  # centred over the events, as cox.zph
+    g_row = risk.spread(g_group)
     _, _, w, frac, denom, mean = risk.terms(fit.params, fit.ties)
     p = risk.p
     # sum over events of g(t) (x_i - xbar(t)): events weighted by g, minus the Efron means
-    g_x_events = risk.E.T @ g_group  # sum of g over the events of each pattern
-    u_time = g_x_events @ risk.patterns - (g_row[:, None] * mean).sum(axis=0)
+    g_x_events = np.einsum("gk,g->k", risk.E, g_group)  # sum of g over the events of each pattern
+    u_time = g_x_events @ risk.patterns - np.einsum("ir,r->i", mean, g_row)
     i11 = fit.information
     i12 = risk._information(w, frac, denom, mean, g_row)
     i22 = risk._information(w, frac, denom, mean, g_row ** 2)

@@ -25,10 +25,13 @@ and validation: docs/methods/survival_did.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..data.durations import group_time_order
 from ..design import Design
 from ..errors import EvalkitError
 from ..results import Analysis, Check, Estimate
@@ -61,19 +64,15 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         raise EvalkitError(design.where, f"outcome '{outcome.name}' is {outcome.measure}, but survival_did models time to found",
                            "declare the outcome with measure: duration_hours", key=key + ".outcome")
     horizon = float(spec.horizon or outcome.horizon or DEFAULT_HORIZON_HOURS)
-    frame, dropped = survival_frame(design, data, spec, key)
-    cell_code = _cell_codes(frame)
-    _check_cells(design, frame, cell_code, spec, key)
+    episodes, dropped = _distinct_episodes(design, data, spec, key)
+    _check_cells(design, episodes, spec, key)
 
-    units = sorted(frame["unit"].unique().tolist(), key=str)
-    unit_code = pd.Index(units).get_indexer(frame["unit"])
-    hours = frame["hours"].to_numpy(dtype=float)
-    found = frame["found"].to_numpy(dtype=bool)
-    post = frame["post"].to_numpy(dtype=float)
-    treated = frame["treated"].to_numpy(dtype=float)
+    units = episodes.units
+    post = episodes.post.astype(float)
     try:
-        cox = fit_cox(hours, found, np.column_stack([post, treated * post]), strata=unit_code, cluster=unit_code,
-                      ties=spec.ties, names=["post", "treated_post"])
+        cox = fit_cox(episodes.hours, episodes.found, np.column_stack([post, episodes.treated * post]),
+                      strata=episodes.unit, cluster=episodes.unit, ties=spec.ties, names=["post", "treated_post"],
+                      weights=episodes.count)
     except CoxError as exc:
         raise EvalkitError(design.where, f"the Cox model cannot be fitted: {exc}",
                            "check that adopting and comparison areas have episodes before and after adoption",
@@ -82,24 +81,25 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
 
     z = stats.norm.ppf(1 - design.alpha / 2)
     common = {"outcome": outcome.name, "method": spec.method}
-    treated_units = sorted(pd.unique(frame.loc[frame["treated"], "unit"]).tolist(), key=str)
-    comparison_units = sorted(pd.unique(frame.loc[~frame["treated"], "unit"]).tolist(), key=str)
+    treated_units = [u for u, t in zip(units, episodes.unit_treated) if t]
+    comparison_units = [u for u, t in zip(units, episodes.unit_treated) if not t]
     first_adoption = min(data.adoption.values())
-    info = {"n_episodes": int(len(frame)), "found": int(found.sum()), "censored": int((~found).sum()),
+    n_found = int(episodes.count[episodes.found].sum())
+    info = {"n_episodes": episodes.n, "found": n_found, "censored": episodes.n - n_found,
             "areas": len(units), "treated_areas": len(treated_units), "comparison_areas": len(comparison_units),
             "ties": spec.ties, "horizon_hours": horizon, "comparison_post_from": str(first_adoption),
             "transition": spec.transition, "transition_periods": design.intervention.transition,
             "dropped_episodes": dropped}
     result = MethodResult()
     result.estimates.append(_hazard_estimate(cox, spec.se, z, common, info))
-    area_rmst, rmst_estimate, rmst_checks = _rmst_difference(design, frame, units, horizon, spec, common, info, key)
+    area_rmst, rmst_estimate, rmst_checks = _rmst_difference(design, episodes, horizon, spec, common, info, key)
     result.estimates.append(rmst_estimate)
-    descriptives = _descriptives(frame, cell_code, horizon, spec, design.alpha, common)
+    descriptives = _descriptives(episodes, horizon, spec, design.alpha, common)
     result.estimates += descriptives["estimates"]
 
     result.checks.append(_ph_check(zph, design.alpha, common))
     result.checks.append(_cluster_check(len(treated_units), len(units), spec.se, common))
-    result.checks.append(_censoring_check(frame, cell_code, horizon, common))
+    result.checks.append(_censoring_check(episodes, horizon, common))
     result.checks += rmst_checks
 
     result.analysis = Analysis(
@@ -130,7 +130,8 @@ def survival_frame(design: Design, data, spec, key: str = "analysis") -> tuple[p
     treated area's own adoption and, for comparison areas, at the first adoption of any
     area. With ``transition: exclude`` a treated area's phase-in periods (its adoption
     period and the next ``intervention.transition - 1``) are left out; so are episodes
-    reported in ``exclude_periods``.
+    reported in ``exclude_periods``. ``unit`` is a Categorical of the areas (sorted).
+    (The method itself works on the distinct episodes, :func:`_distinct_episodes`.)
 
     Returns
     -------
@@ -138,28 +139,105 @@ def survival_frame(design: Design, data, spec, key: str = "analysis") -> tuple[p
     dropped : dict
         How many episodes were left out and why.
     """
+    selected = _select(design, data, spec, key)
+    keep = selected.keep
+    episodes = data.episodes
+    frame = pd.DataFrame({
+        "unit": pd.Categorical.from_codes(selected.unit[keep], categories=selected.units),
+        "period": episodes["period"].array[keep],  # stays a PeriodArray (no Period objects)
+        "hours": episodes["hours_to_found"].to_numpy(dtype=float)[keep],
+        "found": ~episodes["censored"].to_numpy(dtype=bool)[keep],
+        "treated": selected.unit_treated[selected.unit[keep]],
+        "post": selected.post[keep],
+    })
+    return frame, selected.dropped
+
+
+@dataclass
+class _Selection:
+    """Which episodes enter, per episode of ``data.episodes`` (``unit`` is -1 for areas
+    that do not enter, else a position in ``units``)."""
+
+    units: list
+    unit_treated: np.ndarray
+    unit: np.ndarray
+    post: np.ndarray
+    keep: np.ndarray
+    dropped: dict
+
+
+@dataclass
+class _Episodes:
+    """The analysis episodes as their distinct (area, post, hours, found) rows, with the
+    number of episodes each stands for (``count``). Kaplan-Meier tables and the Cox fit
+    (frequency weights) are exactly those of the episodes themselves: every quantity is
+    a count at a distinct time, and the national extract's 3.5 million episodes collapse
+    to about half a million rows."""
+
+    units: list
+    unit_treated: np.ndarray
+    unit: np.ndarray
+    post: np.ndarray
+    hours: np.ndarray
+    found: np.ndarray
+    count: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.count.sum())
+
+    @property
+    def treated(self) -> np.ndarray:
+        return self.unit_treated[self.unit]
+
+    @property
+    def cell(self) -> np.ndarray:
+        """0..3 in the order of CELLS: treated pre, treated post, comparison pre, comparison post."""
+        return np.where(self.treated, 0, 2) + self.post.astype(np.int64)
+
+
+def _period_positions(period: pd.Series, periods: pd.PeriodIndex) -> np.ndarray:
+    """Position of each episode's period in ``periods`` (-1 outside): from the period
+    ordinals when ``periods`` is a contiguous run of the same frequency (no hashing of
+    millions of Periods), else ``get_indexer``."""
+    array = period.array
+    ordinals = getattr(array, "asi8", None)
+    span = periods.asi8 if len(periods) else None
+    if (ordinals is not None and span is not None and array.dtype == periods.dtype
+            and bool((np.diff(span) == 1).all())):
+        position = ordinals - span[0]
+        position[(position < 0) | (position >= len(periods)) | (ordinals == np.iinfo(np.int64).min)] = -1
+        return position
+    return periods.get_indexer(period)
+
+
+def _select(design: Design, data, spec, key: str) -> _Selection:
     episodes = data.episodes
     periods = data.periods
     if not data.adoption:
         raise EvalkitError(design.where, "no area adopts the intervention", "list units under units.treated or units.adoption",
                            key="units")
-    position = periods.get_indexer(episodes["period"])
+    # int32 positions and codes: half the memory of int64 on millions of episodes
+    position = _period_positions(episodes["period"], periods).astype(np.int32)
     adoption_position = {u: int(periods.get_loc(p)) for u, p in data.adoption.items()}
     first_position = min(adoption_position.values())
-    unit = episodes["unit"]
-    codes, uniques = pd.factorize(unit)  # per-area lookups on codes: fast on long extracts
+    codes, uniques = pd.factorize(episodes["unit"])  # per-area lookups on codes: fast on long extracts
+    codes = codes.astype(np.int32)
     uniques = list(uniques)
     comparison_set = set(data.comparison_units)
-    treated = np.array([u in data.adoption for u in uniques], dtype=bool)[codes]
-    comparison = np.array([u in comparison_set for u in uniques], dtype=bool)[codes] & ~treated
-    own = np.array([adoption_position.get(u, np.nan) for u in uniques], dtype=float)[codes]
-    start = np.where(treated, own, first_position)
-    post = position >= start
-    keep = treated | comparison
+    area_treated = np.array([u in data.adoption for u in uniques], dtype=bool)
+    area_comparison = np.array([u in comparison_set for u in uniques], dtype=bool) & ~area_treated
+    area_own = np.array([adoption_position.get(u, 0) for u in uniques], dtype=np.int32)
+    area_start = np.where(area_treated, area_own, first_position)
+    treated = area_treated[codes]
+    post = position >= area_start[codes]
+    keep = (area_treated | area_comparison)[codes] & (codes >= 0)  # -1: no area (never after validation)
     dropped = {"other_areas": int((~keep).sum())}
     transition = design.intervention.transition
     if spec.transition == "exclude" and transition > 0:
+        own = area_own[codes]
         phase_in = treated & (position >= own) & (position < own + transition)
+        del own
         dropped["phase_in"] = int((phase_in & keep).sum())
         keep &= ~phase_in
     excluded = np.zeros(len(episodes), dtype=bool)
@@ -170,25 +248,49 @@ def survival_frame(design: Design, data, spec, key: str = "analysis") -> tuple[p
     if spec.exclude_periods:
         dropped["exclude_periods"] = int((excluded & keep).sum())
         keep &= ~excluded
-    frame = pd.DataFrame({
-        "unit": unit.to_numpy()[keep],
-        "period": episodes["period"].array[keep],  # stays a PeriodArray (no Period objects)
-        "hours": episodes["hours_to_found"].to_numpy(dtype=float)[keep],
-        "found": ~episodes["censored"].to_numpy(dtype=bool)[keep],
-        "treated": treated[keep],
-        "post": post[keep],
-    })
-    return frame, dropped
+    # the areas with episodes left, sorted; each episode's position among them
+    present = np.bincount(codes[keep], minlength=len(uniques)) > 0
+    entering = sorted((i for i in range(len(uniques)) if present[i]), key=lambda i: str(uniques[i]))
+    lookup = np.full(len(uniques) + 1, -1, dtype=np.int32)  # factorize codes missing values as -1
+    lookup[entering] = np.arange(len(entering))
+    return _Selection(units=[uniques[i] for i in entering], unit_treated=area_treated[entering],
+                      unit=lookup[codes], post=post, keep=keep, dropped=dropped)
 
 
-def _cell_codes(frame: pd.DataFrame) -> np.ndarray:
-    """0..3 in the order of CELLS: treated pre, treated post, comparison pre, comparison post."""
-    return np.where(frame["treated"], 0, 2) + frame["post"].to_numpy().astype(int)
+def _distinct_episodes(design: Design, data, spec, key: str) -> tuple[_Episodes, dict]:
+    """The analysis episodes (:func:`survival_frame`'s) collapsed to distinct rows: one
+    sort by (area, post, hours), then per distinct (area, post, hours) one row for the
+    found and one for the censored episodes, each with its count."""
+    selected = _select(design, data, spec, key)
+    keep = selected.keep
+    group = selected.unit[keep].astype(np.int64) * 2 + selected.post[keep]
+    hours = data.episodes["hours_to_found"].to_numpy(dtype=float)[keep]
+    found = ~data.episodes["censored"].to_numpy(dtype=bool)[keep]
+    del keep
+    order = group_time_order(group, hours)
+    group, hours, found = group[order], hours[order], found[order]
+    del order
+    new = np.ones(group.size, dtype=bool)
+    new[1:] = (group[1:] != group[:-1]) | (hours[1:] != hours[:-1])
+    first = np.flatnonzero(new)
+    del new
+    n_found = np.add.reduceat(found.astype(np.int64), first) if first.size else np.zeros(0, np.int64)
+    n_all = np.diff(np.append(first, group.size))
+    group, hours = group[first], hours[first]  # one per distinct (area, post, hours)
+    del found, first
+    count = np.column_stack([n_found, n_all - n_found]).ravel()  # found row, then censored row
+    row = count > 0
+    group = np.repeat(group, 2)[row]
+    episodes = _Episodes(units=selected.units, unit_treated=selected.unit_treated, unit=group // 2,
+                         post=(group % 2).astype(bool), hours=np.repeat(hours, 2)[row],
+                         found=np.tile(np.array([True, False]), len(n_all))[row], count=count[row])
+    return episodes, selected.dropped
 
 
-def _check_cells(design: Design, frame: pd.DataFrame, cell_code: np.ndarray, spec, key: str) -> None:
-    counts = np.bincount(cell_code, minlength=4)
-    found = np.bincount(cell_code, weights=frame["found"].to_numpy(dtype=float), minlength=4)
+def _check_cells(design: Design, episodes: _Episodes, spec, key: str) -> None:
+    cell = episodes.cell
+    counts = np.bincount(cell, weights=episodes.count, minlength=4).astype(np.int64)
+    found = np.bincount(cell, weights=np.where(episodes.found, episodes.count, 0), minlength=4).astype(np.int64)
     for code, (group, period) in enumerate(CELLS):
         if counts[code] < spec.min_episodes or found[code] == 0:
             what = "before adoption" if period == "pre" else "after adoption"
@@ -217,15 +319,14 @@ def _hazard_estimate(cox, se_rule: str, z: float, common: dict, info: dict) -> E
     )
 
 
-def _rmst_difference(design: Design, frame: pd.DataFrame, units: list, horizon: float, spec,
+def _rmst_difference(design: Design, episodes: _Episodes, horizon: float, spec,
                      common: dict, info: dict, key: str):
     """Area-weighted DiD of restricted mean hours to found, with an area-cluster bootstrap."""
-    unit_index = pd.Index(units).get_indexer(frame["unit"])
-    codes = unit_index * 2 + frame["post"].to_numpy().astype(int)
-    table = kaplan_meier(codes, frame["hours"].to_numpy(dtype=float), frame["found"].to_numpy(dtype=bool),
-                         n_groups=2 * len(units))
+    units = episodes.units
+    codes = episodes.unit * 2 + episodes.post.astype(np.int64)
+    table = kaplan_meier(codes, episodes.hours, episodes.found, n_groups=2 * len(units), weights=episodes.count)
     rmst = restricted_means(table, horizon)["rmst"]
-    is_treated = frame.groupby("unit", sort=False)["treated"].first().reindex(units).to_numpy(dtype=bool)
+    is_treated = episodes.unit_treated
     n_pre, n_post = table.n[0::2], table.n[1::2]
     usable = (n_pre >= spec.min_episodes) & (n_post >= spec.min_episodes)
     change = rmst[1::2] - rmst[0::2]
@@ -287,8 +388,8 @@ def _rmst_difference(design: Design, frame: pd.DataFrame, units: list, horizon: 
     return rows, estimate_record, checks
 
 
-def _descriptives(frame: pd.DataFrame, cell_code: np.ndarray, horizon: float, spec, alpha: float, common: dict) -> dict:
-    table = kaplan_meier(cell_code, frame["hours"].to_numpy(dtype=float), frame["found"].to_numpy(dtype=bool), n_groups=4)
+def _descriptives(episodes: _Episodes, horizon: float, spec, alpha: float, common: dict) -> dict:
+    table = kaplan_meier(episodes.cell, episodes.hours, episodes.found, n_groups=4, weights=episodes.count)
     med = medians(table, alpha)
     means = restricted_means(table, horizon)
     z = stats.norm.ppf(1 - alpha / 2)
@@ -354,10 +455,12 @@ def _cluster_check(n_treated: int, n_areas: int, se_rule: str, common: dict) -> 
                  values=values, **common)
 
 
-def _censoring_check(frame: pd.DataFrame, cell_code: np.ndarray, horizon: float, common: dict) -> Check:
-    early = (~frame["found"].to_numpy(dtype=bool)) & (frame["hours"].to_numpy(dtype=float) < horizon)
-    shares = np.bincount(cell_code, weights=early.astype(float), minlength=4) / np.maximum(np.bincount(cell_code, minlength=4), 1)
-    censored = int((~frame["found"]).sum())
+def _censoring_check(episodes: _Episodes, horizon: float, common: dict) -> Check:
+    cell, count = episodes.cell, episodes.count
+    early = (~episodes.found) & (episodes.hours < horizon)
+    shares = np.bincount(cell, weights=np.where(early, count, 0), minlength=4) \
+        / np.maximum(np.bincount(cell, weights=count, minlength=4), 1)
+    censored = int(count[~episodes.found].sum())
     values = {"censored": censored, **{f"{g}_{p}_censored_before_horizon": float(shares[i]) for i, (g, p) in enumerate(CELLS)}}
     if shares.max() > HEAVY_CENSORING:
         return Check("censoring", "warn",
