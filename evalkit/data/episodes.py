@@ -330,7 +330,8 @@ def unit_positions(values: pd.Series, units: list) -> np.ndarray:
                 found = pc.index_in(pa.array(values, from_pandas=True), value_set=pa.array(units, type=pa.string()))
                 return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
             except (pa.ArrowException, TypeError, ValueError):
-                pass  # mixed types: the general lookup below
+                # mixed types: fall through to the general lookup below
+                found = None
     return pd.Index(units).get_indexer(values)
 
 
