@@ -100,11 +100,13 @@ def spoc_design_text(prefix: str, episodes: str = "episodes.csv.gz", seed: int =
                               did_entry=did_entry, areas=areas)
 
 
-def _sicily_source() -> Path:
-    repo = Path(__file__).resolve().parents[1] / "examples" / "sicily" / "sicily.csv"
-    if repo.exists():
-        return repo
-    return Path(str(resources.files("evalkit") / "examples_data" / "sicily.csv"))
+def _packaged(name: str) -> Path:
+    """A shipped example file: evalkit/examples_data/ links to examples/ and designs/ in the
+    repository, and holds copies in an installed wheel."""
+    path = Path(str(resources.files("evalkit") / "examples_data" / name))
+    if not path.exists():
+        raise EvalkitError(name, "the example's files are not installed", "reinstall evalkit")
+    return path
 
 
 def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str = "regional") -> Path:
@@ -122,11 +124,8 @@ def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str 
         write_atomic(design_path, spoc_design_text("", files["episodes"], seed, scale))
         return design_path
     if name == "sicily-smoking-ban":
-        shutil.copyfile(_sicily_source(), out_dir / "sicily.csv")
-        design = (Path(__file__).resolve().parents[1] / "designs" / "sicily_smoking_ban.yaml")
-        text = design.read_text(encoding="utf-8") if design.exists() else None
-        if text is None:
-            raise EvalkitError(name, "the example's design is not installed", "install evalkit from its repository")
+        shutil.copyfile(_packaged("sicily.csv"), out_dir / "sicily.csv")
+        text = _packaged("sicily_smoking_ban.yaml").read_text(encoding="utf-8")
         write_atomic(design_path, text.replace("../examples/sicily/", ""))
         return design_path
     raise EvalkitError(name, "no such example", "use spoc-rollout or sicily-smoking-ban")
