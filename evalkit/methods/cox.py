@@ -429,15 +429,19 @@ def _zph(fit: CoxFit, transform: str) -> dict:
     i22 = risk._information(w, frac, denom, mean, g_row ** 2)
     imat = np.block([[i11, i12], [i12.T, i22]])
     u = np.concatenate([np.zeros(p), u_time])
+    def score_test(sub_u: np.ndarray, sub_i: np.ndarray, df: int) -> dict:
+        # singular when g(t) does not vary over the events (one event time): no test, None
+        try:
+            chisq = float(sub_u @ np.linalg.solve(sub_i, sub_u))
+        except np.linalg.LinAlgError:
+            return {"chisq": None, "df": df, "p": None}
+        return {"chisq": chisq, "df": df, "p": float(stats.chi2.sf(chisq, df))}
+
     terms = {}
     for j, name in enumerate(fit.names):
         kk = list(range(p)) + [p + j]
-        sub_u = u[kk]
-        chisq = float(sub_u @ np.linalg.solve(imat[np.ix_(kk, kk)], sub_u))
-        terms[name] = {"chisq": chisq, "df": 1, "p": float(stats.chi2.sf(chisq, 1))}
-    chisq = float(u @ np.linalg.solve(imat, u))
-    return {"transform": transform, "terms": terms,
-            "global": {"chisq": chisq, "df": p, "p": float(stats.chi2.sf(chisq, p))}}
+        terms[name] = score_test(u[kk], imat[np.ix_(kk, kk)], 1)
+    return {"transform": transform, "terms": terms, "global": score_test(u, imat, p)}
 
 
 __all__ = ["CoxFit", "CoxError", "fit_cox", "MAX_PATTERNS"]

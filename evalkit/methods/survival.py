@@ -64,8 +64,10 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         raise EvalkitError(design.where, f"outcome '{outcome.name}' is {outcome.measure}, but survival_did models time to found",
                            "declare the outcome with measure: duration_hours", key=key + ".outcome")
     horizon = float(spec.horizon or outcome.horizon or DEFAULT_HORIZON_HOURS)
+    _check_comparison(design, data)
     episodes, dropped = _distinct_episodes(design, data, spec, key)
     _check_cells(design, episodes, spec, key)
+    _check_times_vary(design, episodes)
 
     units = episodes.units
     post = episodes.post.astype(float)
@@ -98,7 +100,9 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     result.estimates += descriptives["estimates"]
 
     result.checks.append(_ph_check(zph, design.alpha, common))
-    result.checks.append(_cluster_check(len(treated_units), len(units), spec.se, common))
+    result.checks.append(_cluster_check(len(treated_units), len(units), spec.se, common,
+                                        rmst_estimate.details["treated_areas_used"],
+                                        rmst_estimate.details["comparison_areas_used"]))
     result.checks.append(_censoring_check(episodes, horizon, common))
     result.checks += rmst_checks
 
@@ -287,13 +291,44 @@ def _distinct_episodes(design: Design, data, spec, key: str) -> tuple[_Episodes,
     return episodes, selected.dropped
 
 
+def _check_comparison(design: Design, data) -> None:
+    """A difference in differences needs at least one area that does not adopt."""
+    if not any(u not in data.adoption for u in data.comparison_units):
+        n = len(data.adoption)
+        raise EvalkitError(design.where, f"every area in the analysis adopts the intervention ({n} area{'s' * (n != 1)}), "
+                           "so survival_did has no comparison area to separate the intervention from other changes "
+                           "over time", "add areas that did not adopt to the data and list them under units.comparison",
+                           key="units")
+
+
+def _check_times_vary(design: Design, episodes: _Episodes) -> None:
+    """The Cox model compares who is found first: with one time to found for every found
+    episode there is no order to compare (and the proportional-hazards test is undefined)."""
+    times = np.unique(episodes.hours[episodes.found & (episodes.count > 0)])
+    if times.size == 1:
+        raise EvalkitError(design.where, f"every found episode has the same time to found ({times[0]:g} hour{'' if times[0] == 1 else 's'}), "
+                           "so the hazards of being found cannot be compared",
+                           "check that data.columns.found_at holds the time each child was found, "
+                           "not a fixed offset from the report", key="data.columns.found_at")
+
+
 def _check_cells(design: Design, episodes: _Episodes, spec, key: str) -> None:
     cell = episodes.cell
     counts = np.bincount(cell, weights=episodes.count, minlength=4).astype(np.int64)
     found = np.bincount(cell, weights=np.where(episodes.found, episodes.count, 0), minlength=4).astype(np.int64)
+    if counts.sum() > 0 and found.sum() == 0:
+        raise EvalkitError(design.where, f"none of the {int(counts.sum())} episodes has a found time (every one is "
+                           "still open at extraction), so there is no time to found to compare",
+                           "check that data.columns.found_at names the column with the time each child was found",
+                           key="data.columns.found_at")
     for code, (group, period) in enumerate(CELLS):
+        what = "before adoption" if period == "pre" else "after adoption"
+        if counts[code] >= spec.min_episodes and found[code] == 0:
+            raise EvalkitError(design.where, f"none of the {int(counts[code])} episodes of the {group} areas {what} "
+                               "was found (every one is still open at extraction)",
+                               "check data.columns.found_at and data.extracted_at, or leave those periods out "
+                               "with data.window", key=key)
         if counts[code] < spec.min_episodes or found[code] == 0:
-            what = "before adoption" if period == "pre" else "after adoption"
             raise EvalkitError(design.where, f"the {group} areas have {int(counts[code])} episodes {what} "
                                f"({int(found[code])} found); survival_did needs at least {spec.min_episodes}",
                                "widen data.window, add areas, or lower min_episodes", key=key)
@@ -333,7 +368,7 @@ def _rmst_difference(design: Design, episodes: _Episodes, horizon: float, spec,
     rows = [{"unit": str(u), "group": "treated" if is_treated[i] else "comparison", "n_pre": int(n_pre[i]),
              "n_post": int(n_post[i]), "rmst_pre": _float(rmst[2 * i]), "rmst_post": _float(rmst[2 * i + 1]),
              "change": _float(change[i]), "used": bool(usable[i])} for i, u in enumerate(units)]
-    checks = []
+    checks: list[Check] = []
     t_idx = np.flatnonzero(usable & is_treated)
     c_idx = np.flatnonzero(usable & ~is_treated)
     if t_idx.size == 0 or c_idx.size == 0:
@@ -347,6 +382,34 @@ def _rmst_difference(design: Design, episodes: _Episodes, horizon: float, spec,
 
     treated_change, comparison_change = float(mean_change(t_idx)), float(mean_change(c_idx))
     estimate = treated_change - comparison_change
+    if min(t_idx.size, c_idx.size) < 2:
+        # Resampling one area always returns that area: the replicates would ignore that
+        # side's area-to-area variation (a zero-width interval when both sides have one).
+        # A cluster bootstrap needs at least 2 clusters a side, so no interval is given;
+        # the few_clusters check fails and says why.
+        se = low = high = p_value = None
+        interval = "none: fewer than 2 areas on a side (an area bootstrap cannot vary that side)"
+    else:
+        se, low, high, p_value = _rmst_bootstrap(design, spec, change, weights, t_idx, c_idx,
+                                                 treated_change, comparison_change, estimate)
+        interval = "area-cluster bootstrap percentile (deviations inflated by sqrt(m / (m - 1)))"
+    estimate_record = Estimate(
+        **common, estimand="rmst_difference_did", scale="difference", estimate=estimate, se=se,
+        ci_low=low, ci_high=high, p_value=p_value,
+        details={"horizon_hours": horizon, "units": "hours", "meaning": "negative = found sooner",
+                 "treated_change": treated_change, "comparison_change": comparison_change,
+                 "treated_areas_used": int(t_idx.size), "comparison_areas_used": int(c_idx.size),
+                 "weights": "episodes after adoption in each area",
+                 "interval": interval,
+                 "reps": spec.reps, "seed": design.seed, "se_type": "bootstrap standard deviation",
+                 **{k: v for k, v in info.items() if k in ("n_episodes", "found", "censored")}},
+    )
+    return rows, estimate_record, checks
+
+
+def _rmst_bootstrap(design: Design, spec, change, weights, t_idx, c_idx, treated_change, comparison_change,
+                    estimate) -> tuple:
+    """Area-cluster bootstrap of the RMST DiD (at least 2 areas a side): se, interval, p."""
     # Resample areas within each group, after inflating each area's deviation from its
     # group's mean change by sqrt(m / (m - 1)) (m areas): the bootstrap variance of a mean
     # of m clusters is otherwise (m - 1) / m of the unbiased one, which matters with few areas.
@@ -367,25 +430,7 @@ def _rmst_difference(design: Design, episodes: _Episodes, horizon: float, spec,
     se = float(np.std(replicates, ddof=1))
     low, high = (float(q) for q in np.quantile(replicates, [alpha / 2, 1 - alpha / 2]))
     p_value = float(2 * stats.norm.sf(abs(estimate / se))) if se > 0 else None
-    if min(t_idx.size, c_idx.size) < 2:
-        group = "adopting" if t_idx.size < 2 else "comparison"
-        checks.append(Check("rmst_bootstrap", "warn",
-                            f"only one {group} area enters the restricted-mean comparison, so the area bootstrap "
-                            "cannot reflect that group's variation: the interval is too narrow.",
-                            method=common["method"], outcome=common["outcome"],
-                            values={"treated_areas": int(t_idx.size), "comparison_areas": int(c_idx.size)}))
-    estimate_record = Estimate(
-        **common, estimand="rmst_difference_did", scale="difference", estimate=estimate, se=se,
-        ci_low=low, ci_high=high, p_value=p_value,
-        details={"horizon_hours": horizon, "units": "hours", "meaning": "negative = found sooner",
-                 "treated_change": treated_change, "comparison_change": comparison_change,
-                 "treated_areas_used": int(t_idx.size), "comparison_areas_used": int(c_idx.size),
-                 "weights": "episodes after adoption in each area",
-                 "interval": "area-cluster bootstrap percentile (deviations inflated by sqrt(m / (m - 1)))",
-                 "reps": spec.reps, "seed": design.seed, "se_type": "bootstrap standard deviation",
-                 **{k: v for k, v in info.items() if k in ("n_episodes", "found", "censored")}},
-    )
-    return rows, estimate_record, checks
+    return se, low, high, p_value
 
 
 def _descriptives(episodes: _Episodes, horizon: float, spec, alpha: float, common: dict) -> dict:
@@ -433,6 +478,10 @@ def _ph_check(zph: dict, alpha: float, common: dict) -> Check:
     values = {"treated_post_chisq": term["chisq"], "treated_post_p": term["p"],
               "post_p": zph["terms"]["post"]["p"], "global_chisq": zph["global"]["chisq"], "global_p": zph["global"]["p"],
               "transform": zph["transform"]}
+    if term["p"] is None or zph["global"]["p"] is None:
+        return Check("proportional_hazards", "warn",
+                     "the proportional-hazards test cannot be computed: the times to found hardly vary.",
+                     values=values, **common)
     if term["p"] < alpha:
         return Check("proportional_hazards", "warn",
                      f"the effect on the hazard of being found changes with time since the report (Schoenfeld "
@@ -443,8 +492,18 @@ def _ph_check(zph: dict, alpha: float, common: dict) -> Check:
                  f"p = {term['p']:.3g}; global p = {zph['global']['p']:.3g}).", values=values, **common)
 
 
-def _cluster_check(n_treated: int, n_areas: int, se_rule: str, common: dict) -> Check:
-    values = {"treated_areas": n_treated, "areas": n_areas, "se": se_rule}
+def _cluster_check(n_treated: int, n_areas: int, se_rule: str, common: dict,
+                   rmst_treated: int | None = None, rmst_comparison: int | None = None) -> Check:
+    values = {"treated_areas": n_treated, "areas": n_areas, "se": se_rule,
+              "rmst_treated_areas": rmst_treated, "rmst_comparison_areas": rmst_comparison}
+    if rmst_treated is not None and min(rmst_treated, rmst_comparison) < 2:
+        sides = [f"{n} {name} area{'s' * (n != 1)}" for n, name in
+                 ((rmst_treated, "adopting"), (rmst_comparison, "comparison")) if n < 2]
+        return Check("few_clusters", "fail",
+                     f"the difference in hours rests on only {' and '.join(sides)}: resampling areas cannot show "
+                     f"how much one area varies from another, so it has no interval or p-value; the hazard-ratio "
+                     f"interval ({n_treated} adopting of {n_areas} areas) is also likely too narrow. "
+                     f"At least 2 areas on each side are needed for an interval.", values=values, **common)
     if n_treated < FEW_TREATED_AREAS or n_areas < FEW_AREAS:
         guard = ("the hazard-ratio interval uses the larger of the clustered and the model-based standard error, "
                  "but may still be too narrow" if se_rule == "conservative" else "the intervals are likely too narrow")
