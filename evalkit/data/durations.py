@@ -148,10 +148,10 @@ def kaplan_meier(codes, hours, found, n_groups: int | None = None, weights=None)
     group_start = np.concatenate([[0], np.cumsum(n_per_group)])[row_group]
     n_risk = n_per_group[row_group] - (before - group_start)
     term = 1.0 - n_event / n_risk
-    survival = _grouped_cumprod(term, bounds)
+    survival = _grouped(np.cumprod, term, bounds)
     with np.errstate(divide="ignore", invalid="ignore"):
         increment = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event).astype(float)), 0.0)
-    greenwood = _grouped_cumsum(increment, bounds)
+    greenwood = _grouped(np.cumsum, increment, bounds)
     return KaplanMeierTable(time=time, n_risk=n_risk.astype(np.int64), n_event=n_event.astype(np.int64),
                             n_censor=n_censor.astype(np.int64), survival=survival, greenwood=greenwood,
                             bounds=bounds, n=n_per_group)
@@ -173,21 +173,13 @@ def _frequency_weights(weights, n: int) -> np.ndarray:
     return weights
 
 
-def _grouped_cumsum(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+def _grouped(accumulate, values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """``accumulate`` (np.cumsum, np.cumprod) restarted at every group boundary."""
     out = np.empty_like(values, dtype=float)
     for g in range(len(bounds) - 1):
         a, b = bounds[g], bounds[g + 1]
         if b > a:
-            out[a:b] = np.cumsum(values[a:b])
-    return out
-
-
-def _grouped_cumprod(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values, dtype=float)
-    for g in range(len(bounds) - 1):
-        a, b = bounds[g], bounds[g + 1]
-        if b > a:
-            out[a:b] = np.cumprod(values[a:b])
+            out[a:b] = accumulate(values[a:b])
     return out
 
 
