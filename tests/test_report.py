@@ -165,3 +165,37 @@ def test_run_pdf_prints_through_chromium(tmp_path):
     assert result.exit_code == 0, result.output
     pdf = (tmp_path / "out" / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+
+
+def test_subgroup_estimate_equals_the_analysis_on_that_subgroup_alone(tmp_path, spoc_results):
+    """A moderator row is the headline analysis refitted on that subgroup's episodes: the same
+    number as running the design on a file holding only those episodes."""
+    import pandas as pd
+
+    episodes = pd.read_csv(ROOT / "examples" / "spoc" / "episodes.csv.gz", dtype=str, keep_default_na=False)
+    episodes[episodes["looked_after"] == "True"].to_csv(tmp_path / "lac.csv", index=False)
+    raw = yaml.safe_load((ROOT / "designs" / "spoc_rollout.yaml").read_text())
+    raw["data"]["source"] = "lac.csv"
+    raw["data"]["exposure"]["source"] = str(ROOT / "examples" / "spoc" / "population.csv")
+    raw["analysis"] = [a for a in raw["analysis"] if a["method"] == "staggered_did"]
+    path = tmp_path / "lac.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    alone = evalkit.run(evalkit.load_design(path)).estimate("att_simple", group=None)
+    moderator = spoc_results.estimate("att_simple", group="subgroup: looked-after children")
+    assert moderator.details["episodes"] == len(episodes[episodes["looked_after"] == "True"])
+    assert moderator.estimate == pytest.approx(alone.estimate, rel=1e-10)
+    assert (moderator.ci_low, moderator.ci_high) == pytest.approx((alone.ci_low, alone.ci_high), rel=1e-10)
+
+
+def test_economics_follow_from_the_headline_and_the_declared_costs(spoc_results, spoc_html):
+    econ = spoc_results.evidence["economics"]
+    headline = spoc_results.estimate(spoc_results.evidence["headline_estimand"],
+                                     method=spoc_results.evidence["headline_method"], group=None)
+    per_year = headline.details["per_year"]
+    assert econ["reports_change_per_year"] == per_year
+    assert econ["cost_per_episode"] == 1870 and econ["annual_cost"] == 85000
+    assert econ["police_cost_saved_per_year"] == pytest.approx(-per_year * 1870)
+    assert econ["net_saving_per_year"] == pytest.approx(-per_year * 1870 - 85000)
+    assert sorted(econ["police_cost_saved_range"]) == pytest.approx(
+        sorted([-headline.details["per_year_ci_low"] * 1870, -headline.details["per_year_ci_high"] * 1870]))
+    assert "£1,870" in spoc_html and "£85,000 a year" in spoc_html

@@ -351,7 +351,7 @@ def derive_counts(episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) 
     codes = person_codes(episodes)
     if codes is not None:
         known = codes[inside] >= 0
-        width = int(codes.max()) + 1
+        width = int(codes.max()) + 1 if len(codes) else 1  # no episodes: every count is 0
         # distinct (cell, person) pairs: sort the combined key (numpy's hash-based
         # np.unique is far slower than a sort on millions of int64s)
         pairs = np.sort(cell[known] * width + codes[inside][known])

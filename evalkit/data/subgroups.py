@@ -27,8 +27,9 @@ def subgroup_masks(episodes: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
         known = ~pd.isna(flag)
         if known.any():
             values = np.asarray(flag.fillna(False), dtype=bool)
-            groups.append(("looked_after", "looked-after children", known & values))
-            groups.append(("looked_after", "other children", known & ~values))
+            for level, mask in (("looked-after children", known & values), ("other children", known & ~values)):
+                if mask.any():  # an extract of looked-after children only has no "other" subgroup
+                    groups.append(("looked_after", level, mask))
     if "risk" in episodes:
         risk = episodes["risk"].astype("string").str.lower()
         for level in ("high", "medium", "low"):
