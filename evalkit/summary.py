@@ -24,7 +24,9 @@ def summarize(design: Design, data: AnalysisData) -> str:
         if "person" in episodes:
             lines.append(f"persons: {episodes['person'].nunique():,}; repeat reports: {int(episodes['repeat'].sum()):,}")
     if data.has_exposure:
-        lines.append(f"exposure: {design.data.exposure.source if design.data.exposure else design.data.columns.get('exposure')}")
+        lines.append(f"exposure: {design.data.exposure.source if design.data.exposure else design.data.columns.get('exposure') or 'looked-after child-days (SSDA903 Episodes tables)'}")
+    for check in getattr(data, "checks", []):  # data checks of the reader (DfE rules, caveats)
+        lines.append(f"data check {check.name} ({check.status}): {check.detail}")
     lines.append("outcomes:")
     for outcome in design.outcomes:
         extra = ""

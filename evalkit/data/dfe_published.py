@@ -1,0 +1,207 @@
+"""The DfE's published "Children looked after in England" statistics as a yearly panel.
+
+``data.layout: dfe_published`` reads the open-data CSV (columns time_period,
+time_identifier, geographic_level, country_code, country_name, region_code, region_name,
+old_la_code, la_name, new_la_code, missing_status, number) into a panel of local
+authorities by collection year, for a researcher without access to the returns.
+
+* Rows of ``geographic_level`` "Local authority" only (national and regional totals are
+  not units); the unit is ``new_la_code`` (the ONS code).
+* ``time_period`` 202223 is the collection year 1 April 2022 - 31 March 2023, counted as
+  the year 2023 (the year it ends, as SSDA903 folders are named): ``data.frequency``
+  must be ``year``.
+* Each outcome's ``column`` names a ``missing_status`` value (the published label, e.g.
+  "Missing incidents"); ``data.columns.exposure`` may name one too (e.g. "Children looked
+  after during the year").
+* Suppressed or unavailable values (c, x, z, low, u, :, blank) are not zeros: an
+  authority with one in a declared outcome or the exposure is left out, and a data
+  check says which and how many.
+* The DfE's caveat travels with the data as a data check: some authorities record every
+  incident as missing rather than away from placement, so missing and away counts are
+  not comparable across authorities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EvalkitError, did_you_mean
+
+COLUMNS = ("time_period", "time_identifier", "geographic_level", "country_code", "country_name", "region_code",
+           "region_name", "old_la_code", "la_name", "new_la_code", "missing_status", "number")
+READ = ("time_period", "geographic_level", "new_la_code", "la_name", "missing_status", "number")
+SUPPRESSED = {"c", "x", "z", "low", "u", ":", "", "k", "[c]", "[x]", "[z]", "[low]"}
+CAVEAT = ("DfE caveat: some local authorities record every incident as 'missing' rather than 'away from "
+          "placement without authorisation', so missing and away counts are not comparable across authorities; "
+          "an authority's own series is comparable over time only if its recording practice did not change")
+
+
+def read_published(path, where: str) -> pd.DataFrame:
+    """The local-authority rows of the CSV: unit, year, la_name, missing_status, number (float, NaN suppressed)."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(1 << 16).decode("utf-8-sig", errors="replace")
+    except OSError:
+        raise EvalkitError(where, "the file does not exist or cannot be read", "check data.source") from None
+    header = [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
+    lacking = [c for c in READ if c not in header]
+    if lacking:
+        raise EvalkitError(where, f"is not the DfE published CSV: no column {', '.join(lacking)}",
+                           "use the 'Children looked after in England' open-data CSV (columns: " + ", ".join(COLUMNS) + ")",
+                           key="row 1")
+    try:
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False),
+                               convert_options=pacsv.ConvertOptions(
+                                   include_columns=list(READ), column_types={c: pa.string() for c in READ},
+                                   strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise EvalkitError(where, f"is not a readable CSV ({' '.join(str(exc).split())[:160]})",
+                           "save it as UTF-8 CSV") from None
+    frame = table.to_pandas()
+    frame["row"] = np.arange(2, len(frame) + 2)
+    frame = frame[frame["geographic_level"].str.strip().str.lower() == "local authority"]
+    if not len(frame):
+        raise EvalkitError(where, "has no 'Local authority' rows", "use the file with local-authority figures")
+    period = frame["time_period"].str.strip()
+    bad = ~period.str.fullmatch(r"\d{6}")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise EvalkitError(where, f"'{period.iloc[i][:20]}' in column 'time_period' is not a collection year like 202223",
+                           "keep the published time_period column as it is", key=f"row {frame['row'].iloc[i]}")
+    start, end = period.str[:4].astype(int), period.str[4:].astype(int)
+    bad = (start + 1) % 100 != end
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise EvalkitError(where, f"'{period.iloc[i]}' in column 'time_period' is not two consecutive years",
+                           "keep the published time_period column as it is", key=f"row {frame['row'].iloc[i]}")
+    unit = frame["new_la_code"].str.strip()
+    bad = ~unit.str.fullmatch(r"[EW]\d{8}")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise EvalkitError(where, f"'{unit.iloc[i][:20]}' in column 'new_la_code' is not an ONS local authority code",
+                           "keep the published new_la_code column", key=f"row {frame['row'].iloc[i]}")
+    text = frame["number"].str.strip().str.replace(",", "", regex=False)
+    suppressed = text.str.lower().isin(SUPPRESSED)
+    numbers = pd.to_numeric(text.where(~suppressed), errors="coerce")
+    bad = numbers.isna() & ~suppressed
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise EvalkitError(where, f"'{text.iloc[i][:20]}' in column 'number' is not a number or a DfE suppression code",
+                           "numbers, or c/x/z/low for suppressed or unavailable figures", key=f"row {frame['row'].iloc[i]}")
+    return pd.DataFrame({"unit": unit.to_numpy(), "year": (start + 1).to_numpy(), "la_name": frame["la_name"].to_numpy(),
+                         "missing_status": frame["missing_status"].str.strip().to_numpy(),
+                         "number": numbers.to_numpy(dtype=float), "row": frame["row"].to_numpy()})
+
+
+def published_panel(design, rows: pd.DataFrame, where: str):
+    """Pivot to one row per authority and year; returns (panel, checks)."""
+    from ..results import Check
+
+    statuses = sorted(rows["missing_status"].unique())
+    wanted = {o.name: o.column for o in design.outcomes}
+    exposure = design.data.columns.get("exposure")
+    for i, outcome in enumerate(design.outcomes):
+        if outcome.column not in statuses:
+            raise EvalkitError(design.where, f"'{outcome.column}' is not a missing_status in the data"
+                               f"{did_you_mean(str(outcome.column), statuses)}",
+                               "name one of: " + "; ".join(statuses), key=f"outcomes[{i}].column")
+    if exposure is not None and exposure not in statuses:
+        raise EvalkitError(design.where, f"'{exposure}' is not a missing_status in the data{did_you_mean(str(exposure), statuses)}",
+                           "name one of: " + "; ".join(statuses), key="data.columns.exposure")
+    needed = list(dict.fromkeys(list(wanted.values()) + ([exposure] if exposure else [])))
+    part = rows[rows["missing_status"].isin(needed)]
+    dup = part.duplicated(["unit", "year", "missing_status"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise EvalkitError(where, f"authority '{part['unit'].iloc[i]}' has '{part['missing_status'].iloc[i]}' twice for "
+                           f"{part['year'].iloc[i]}", "keep one row per authority, year and missing_status",
+                           key=f"row {part['row'].iloc[i]}")
+    wide = part.pivot(index=["unit", "year"], columns="missing_status", values="number")
+    checks = [Check("dfe_caveat", "warn", CAVEAT)]
+    left_out = sorted(wide.index[wide[needed].isna().any(axis=1)].get_level_values("unit").unique())
+    if left_out:
+        checks.append(Check("dfe_suppressed", "warn",
+                            f"{len(left_out)} authorit{'y' if len(left_out) == 1 else 'ies'} left out: a declared figure is "
+                            f"suppressed or unavailable in at least one year ({', '.join(left_out[:10])}"
+                            f"{', ...' if len(left_out) > 10 else ''})", values={"authorities_left_out": len(left_out)}))
+        wide = wide[~wide.index.get_level_values("unit").isin(left_out)]
+    if not len(wide):
+        raise EvalkitError(where, "every authority has a suppressed figure in a declared outcome",
+                           "choose outcomes the DfE publishes unsuppressed, or use the SSDA903 returns")
+    panel = pd.DataFrame({"unit": wide.index.get_level_values("unit"), "year": wide.index.get_level_values("year")})
+    for name, column in wanted.items():
+        panel[name] = wide[column].to_numpy()
+    if exposure:
+        panel["exposure"] = wide[exposure].to_numpy()
+    return panel, checks
+
+
+def load_dfe_published(design):
+    """Load ``data.layout: dfe_published`` into AnalysisData (a yearly authority panel)."""
+    from .prepare import AnalysisData, adoption_periods, find_comparison_units
+    from .sources import sha256_of
+
+    spec = design.data
+    where = spec.source
+    if spec.frequency != "year":
+        raise EvalkitError(design.where, f"the DfE published figures are yearly, but data.frequency is {spec.frequency}",
+                           "set data.frequency: year", key="data.frequency")
+    other = sorted(set(spec.columns) - {"exposure"})
+    if other:
+        raise EvalkitError(design.where, f"layout dfe_published has its own columns, so data.columns.{other[0]} does not apply",
+                           "keep only data.columns.exposure (a missing_status label), or remove data.columns",
+                           key="data.columns")
+    if design.units.adoption_column:
+        raise EvalkitError(design.where, "the DfE published CSV has no adoption column",
+                           "give adoption years under units.adoption", key="units.adoption_column")
+    path = design.resolve(spec.source)
+    rows = read_published(path, where)
+    if spec.window is not None:
+        # the window first: a figure suppressed in a year outside it must not drop an authority
+        first = design.period(spec.window.start, "data.window.start")
+        last = design.period(spec.window.end, "data.window.end")
+        rows = rows[(rows["year"] >= first.year) & (rows["year"] <= last.year)]
+        if not len(rows):
+            raise EvalkitError(where, f"no figures inside data.window ({first} to {last})",
+                               "check data.window against the years in the file")
+    panel, checks = published_panel(design, rows, where)
+    panel["period"] = pd.PeriodIndex(panel["year"].astype(str), freq="Y")
+    if spec.window is None:
+        first, last = panel["period"].min(), panel["period"].max()
+    periods = pd.period_range(first, last, freq="Y")
+    # every authority in every year, checked before any summing into force areas: a missing
+    # authority-year would otherwise be a fall in its force area's figures
+    authorities = sorted(panel["unit"].unique().tolist())
+    grid = pd.MultiIndex.from_product([authorities, periods], names=["unit", "period"])
+    missing = grid.difference(pd.MultiIndex.from_arrays([panel["unit"], panel["period"]]))
+    if len(missing):
+        unit, period = missing[0]
+        raise EvalkitError(where, f"authority '{unit}' has no figures for {period}",
+                           "narrow data.window to the years every authority has")
+    if getattr(design.units, "aggregate", None) == "police_force_area":
+        from .geography import police_force_areas
+
+        mapping = police_force_areas(panel["unit"].unique(), where,
+                                     merge_city_of_london=getattr(design.units, "merge_city_of_london", True))
+        panel = panel.drop(columns="period").assign(unit=panel["unit"].map(mapping))
+        panel = panel.groupby(["unit", "year"], as_index=False, sort=True).sum()
+        panel["period"] = pd.PeriodIndex(panel["year"].astype(str), freq="Y")
+    units = sorted(panel["unit"].unique().tolist())
+    grid = pd.MultiIndex.from_product([units, periods], names=["unit", "period"])
+    indexed = panel.drop(columns="year").set_index(["unit", "period"])
+    panel = indexed.reindex(grid).reset_index()
+    if "exposure" in panel and not (panel["exposure"] > 0).all():
+        i = int(np.flatnonzero(~(panel["exposure"] > 0).to_numpy())[0])
+        raise EvalkitError(where, f"exposure for '{panel['unit'].iloc[i]}' in {panel['period'].iloc[i]} is not above 0",
+                           "choose another exposure, or leave data.columns.exposure out")
+    adoption = adoption_periods(design, panel, units, periods, None)
+    comparison = find_comparison_units(design, units, adoption)
+    data = AnalysisData(panel=panel, periods=periods, units=units, adoption=adoption, comparison_units=comparison,
+                        episodes=None, sha256=sha256_of([path]), rows=len(rows), censored=0, sources=[str(path)])
+    data.checks = checks
+    return data
+
