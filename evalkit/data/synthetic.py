@@ -225,7 +225,8 @@ def _labels(categories, codes: np.ndarray) -> pd.Series:
     return pd.Series(pd.Index(list(categories)).take(codes))
 
 
-def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional") -> SyntheticData:
+def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional", rate_ratio: float = RATE_RATIO,
+                          hazard_ratio: float = HAZARD_RATIO) -> SyntheticData:
     """Simulate a staggered SPOC rollout with planted effects on reports and time to found.
 
     Parameters
@@ -235,6 +236,9 @@ def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional") -> Synt
     scale : {"regional", "national"}
         ``regional``: 13 small forces, 2016-01..2023-12 (about 50,000 episodes);
         ``national``: 43 forces, 2014-01..2023-12 (about 3.5 million episodes).
+    rate_ratio, hazard_ratio : float
+        Planted effects on reports and on the hazard of being found (defaults 0.88 and
+        1.25; other values let several evaluations plant different effects).
 
     Returns
     -------
@@ -273,7 +277,7 @@ def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional") -> Synt
     force_log_hazard -= np.average(force_log_hazard, weights=monthly_reports)  # centred on reports
     intensity = (SEASONAL_INDEX[months.astype(np.int64) % 12] * covid
                  * np.exp(trend_slope[:, None] * years_from_2019) * shock)
-    report_multiplier = 1.0 - (1.0 - RATE_RATIO) * ramp
+    report_multiplier = 1.0 - (1.0 - rate_ratio) * ramp
     peak_intensity = intensity.max(axis=1)
     keep_probability = intensity * report_multiplier / peak_intensity[:, None]
 
@@ -318,7 +322,7 @@ def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional") -> Synt
     baseline_log_hazard = (np.array([LOG_HAZARD_RISK[g] for g in RISK_GRADES])[risk]
                            + LOG_HAZARD_LOOKED_AFTER * looked_after + force_log_hazard[force])
     episode_ramp = ramp[force, month]
-    hours = _draw_hours_to_found(rng, baseline_log_hazard + np.log(HAZARD_RATIO) * episode_ramp)
+    hours = _draw_hours_to_found(rng, baseline_log_hazard + np.log(hazard_ratio) * episode_ramp)
     found = reported + np.ceil(np.minimum(hours, 1e9) * 60).astype(np.int64)
     extraction = np.datetime64(EXTRACTED_AT, "D") + np.timedelta64(1, "D")
     open_at_extraction = found >= extraction
@@ -360,16 +364,16 @@ def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional") -> Synt
         "extracted_at": EXTRACTED_AT,
         "adoption": {str(f): str(c) for f, c in zip(names, cohort) if c is not None},
         "reports": {
-            "rate_ratio": RATE_RATIO, "phase_in_months": PHASE_IN_MONTHS,
+            "rate_ratio": rate_ratio, "phase_in_months": PHASE_IN_MONTHS,
             "description": ("Expected reports in an adopting force are multiplied by "
-                            "1 - 0.12 * min((k + 1) / 4, 1) in month k after adoption (k = 0 is "
-                            "the adoption month): 0.88 from k = 3 on, by independent thinning."),
+                            f"1 - {1.0 - rate_ratio:.12g} * min((k + 1) / 4, 1) in month k after adoption (k = 0 is "
+                            f"the adoption month): {rate_ratio:.12g} from k = 3 on, by independent thinning."),
         },
         "time_to_found": {
-            "hazard_ratio": HAZARD_RATIO, "horizon_hours": RMST_HORIZON_HOURS,
+            "hazard_ratio": hazard_ratio, "horizon_hours": RMST_HORIZON_HOURS,
             "rmst_difference_hours": _rmst_difference(baseline_log_hazard[fully_adopted],
-                                                      RMST_HORIZON_HOURS, HAZARD_RATIO),
-            "description": ("Hazard of being found multiplied by 1.25 (proportional hazards) from "
+                                                      RMST_HORIZON_HOURS, hazard_ratio),
+            "description": (f"Hazard of being found multiplied by {hazard_ratio:.12g} (proportional hazards) from "
                             "month k = 3 after adoption, log hazard ratio ramped by (k + 1) / 4 "
                             "before; rmst_difference_hours is the mean over fully adopted "
                             "episodes of the 72-hour RMST change (negative = found sooner)."),
@@ -379,7 +383,8 @@ def simulate_spoc_rollout(seed: int = 20240510, scale: str = "regional") -> Synt
     return SyntheticData(episodes=episodes, population=population, truth=truth, forces=forces)
 
 
-def write_spoc_rollout(out_dir, seed: int = 20240510, scale: str = "regional") -> dict:
+def write_spoc_rollout(out_dir, seed: int = 20240510, scale: str = "regional", rate_ratio: float = RATE_RATIO,
+                       hazard_ratio: float = HAZARD_RATIO) -> dict:
     """Simulate and write episodes, population.csv and truth.json into ``out_dir``.
 
     Parameters
@@ -401,7 +406,7 @@ def write_spoc_rollout(out_dir, seed: int = 20240510, scale: str = "regional") -
     The same seed gives byte-identical files (gzip without a timestamp; timestamps as
     ``YYYY-MM-DD HH:MM``, ``found_at`` empty when open; truth with sorted keys).
     """
-    data = simulate_spoc_rollout(seed=seed, scale=scale)
+    data = simulate_spoc_rollout(seed=seed, scale=scale, rate_ratio=rate_ratio, hazard_ratio=hazard_ratio)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if scale == "national":
