@@ -515,12 +515,14 @@ def test_options_that_did_refuses_have_one_line_errors(tmp_path):
     rng = np.random.default_rng(1)
     adoption = {"A0": month(4)}
     frame = simulated_panel(rng, adoption, areas=4, periods=8, counts=True).assign(x=1.0)
-    cases = [
-        ({"inference": "multiplier_bootstrap"}, "multiplier_bootstrap is for staggered_did"),
-        ({"inference": "wild_cluster"}, "wild_cluster is for the linear TWFE"),
-        ({"covariates": ["x"]}, "did fits no covariates"),
-        ({"estimation": "ipw"}, "belongs to staggered_did"),
-    ]
+    # options of staggered_did are refused when the design loads, not when it is fitted
+    for options, message in (({"inference": "multiplier_bootstrap"}, r"'multiplier_bootstrap' is not allowed"),
+                              ({"covariates": ["x"]}, r"unknown key 'covariates'"),
+                              ({"estimation": "ipw"}, r"unknown key 'estimation'")):
+        with pytest.raises(evalkit.EvalkitError, match=message) as info:
+            panel_design(tmp_path, frame, options, adoption, measure="count")
+        assert "\n" not in info.value.message and "analysis[0]" in info.value.message
+    cases = [({"inference": "wild_cluster"}, "wild_cluster is for the linear TWFE")]
     for options, message in cases:
         design = panel_design(tmp_path, frame, options, adoption, measure="count")
         with pytest.raises(evalkit.EvalkitError, match=message) as info:
@@ -550,3 +552,119 @@ def test_analytic_inference_with_few_treated_areas_advises_alternatives(tmp_path
     assert "over-reject" in result.analysis.settings["inference_reason"]
     text = textwrap.shorten(result.analysis.label, 200)
     assert "Poisson" in text and "2 treated vs 6 comparison" in text
+
+
+# ----------------------------------------------------------------------------- one inference per analysis (issue 12)
+def _one_adopter_design(tmp_path, inference="randomization"):
+    rng = np.random.default_rng(44)
+    adoption = {"A0": month(12)}
+    frame = simulated_panel(rng, adoption, areas=10, periods=24, effect=np.log(0.84), counts=True, scale=10.0)
+    return panel_design(tmp_path, frame, {"inference": inference}, adoption, measure="count", exposure=True, per=1000)
+
+
+def test_exactly_one_over_alpha_assignments_give_no_interval_either(tmp_path):
+    """1 adopting area of 20: the smallest p is 0.05, which is not below alpha, so no null is ever rejected."""
+    rng = np.random.default_rng(4)
+    adoption = {"A0": month(12)}
+    frame = simulated_panel(rng, adoption, areas=20, periods=24, effect=np.log(0.84), counts=True, scale=10.0)
+    design = panel_design(tmp_path, frame, {"inference": "randomization"}, adoption, measure="count", exposure=True,
+                          per=1000)
+    att = evalkit.run(design).estimate("att")
+    assert att.details["randomization"]["interval"]["reason"] == "too_few_assignments"
+    assert att.ci_low is None and att.ci_high is None and att.details["test_rejects"] is False
+    assert att.details["interval_note"].startswith("with one adopting area among 20 no interval at 95% is possible")
+
+
+def test_one_adopting_area_has_no_randomization_interval_and_no_verdict(tmp_path):
+    from evalkit.report.render import render_html
+
+    design = _one_adopter_design(tmp_path)
+    results = evalkit.run(design)
+    att = results.estimate("att")
+    # 10 assignments: p can never fall below 0.1, so no effect is ever rejected
+    assert att.p_value == pytest.approx(0.1) and att.details["test_rejects"] is False
+    assert att.ci_low is None and att.ci_high is None
+    assert att.details["inference"] == "randomization"
+    assert att.details["interval_method"] == "randomization test inversion"
+    assert att.details["interval_note"].startswith("with one adopting area among 10 no interval at 95% is possible")
+    assert att.details["randomization"]["interval"]["reason"] == "too_few_assignments"
+    # the analytic interval stays in the details only
+    assert att.details["ci_high_analytic"] < 1.0
+    headline = results.evidence["headline"]
+    assert "little or no clear difference" in headline and "no interval at 95% is possible" in headline
+    assert "may have reduced" not in headline and "likely range" not in headline
+    assert att.details["per_year_ci_low"] is None
+    assert "police_cost_saved_range" not in (results.evidence.get("economics") or {})
+    html = render_html(results)
+    assert "no interval: with one adopting area" in html
+    # analytic inference, declared, keeps its own interval and verdict
+    analytic = evalkit.run(_one_adopter_design(tmp_path, "analytic")).estimate("att")
+    assert analytic.ci_high < 1.0 and analytic.details["interval_method"] == "Wald (cluster-robust by area)"
+
+
+def _randomization_p(sample, estimator, assignments, theta):
+    from dataclasses import replace
+
+    from evalkit.inference.randomization import p_value_of
+    from evalkit.methods.did_estimate import estimate, post_rows
+
+    positions = sample.positions(assignments[0])
+    treated_post = post_rows(sample, positions).astype(float)
+    if sample.family == "poisson":
+        shifted = replace(sample, exposure=(sample.exposure if sample.exposure is not None else 1.0)
+                          * np.exp(theta * treated_post))
+    else:
+        shifted = replace(sample, y=sample.y - theta * treated_post)
+    return p_value_of(np.array([estimate(shifted, sample.positions(a), estimator, covariance=False).statistic
+                                for a in assignments]))
+
+
+def _rebuild(design, result):
+    from evalkit.data import load_data
+    from evalkit.inference.randomization import randomization_test
+    from evalkit.methods.did import _sample
+
+    data = load_data(design)
+    spec = design.analysis[0]
+    sample = _sample(design, data, design.outcome(spec.outcome), result.analysis.settings["family"], spec, "k")
+    adoption = {u: data.adoption[u] for u in sample.units if u in data.adoption}
+    test = randomization_test(lambda a: 0.0, sample.units, adoption, np.random.default_rng(0), reps=spec.reps,
+                              max_enumerate=5000)
+    return sample, test.assignments
+
+
+@pytest.mark.parametrize("family", ["linear", "poisson"])
+def test_randomization_interval_is_the_set_of_effects_not_rejected(tmp_path, family):
+    rng = np.random.default_rng(46)
+    adoption = {"A0": month(8), "A1": month(8), "A2": month(8)}
+    counts = family == "poisson"
+    frame = simulated_panel(rng, adoption, areas=9, periods=16, effect=np.log(0.8) if counts else -0.8,
+                            counts=counts, scale=20.0)
+    kwargs = {"measure": "count", "exposure": True, "per": 1000} if counts else {}
+    design = panel_design(tmp_path, frame, {"family": family, "inference": "randomization"}, adoption, **kwargs)
+    result, _ = fit_did(design)
+    att = result.estimates[0]
+    assert att.details["randomization"]["exhaustive"] and att.details["randomization"]["n_assignments"] == 84
+    assert att.ci_low < att.estimate < att.ci_high
+    # the verdict and the interval agree: no effect lies outside the interval exactly when p < alpha
+    null = 1.0 if counts else 0.0
+    assert (att.ci_low <= null <= att.ci_high) == (att.p_value >= 0.05) == (not att.details["test_rejects"])
+    sample, assignments = _rebuild(design, result)
+    to_theta = np.log if counts else (lambda v: v)
+    se = att.se
+    step = 1e-6 * se if not counts else 0.02 * se        # Poisson ends: interpolated between refits
+    for end, outward in ((to_theta(att.ci_low), -1), (to_theta(att.ci_high), 1)):
+        assert _randomization_p(sample, "twfe", assignments, end - outward * step) >= 0.05
+        assert _randomization_p(sample, "twfe", assignments, end + outward * step) < 0.05
+    assert att.details["p_value_analytic"] != att.p_value
+    assert _randomization_p(sample, "twfe", assignments, 0.0) == pytest.approx(att.p_value)
+
+
+def test_wild_cluster_names_its_interval(tmp_path):
+    rng = np.random.default_rng(17)
+    adoption = {"A0": month(6), "A1": month(6), "A2": month(9)}
+    frame = simulated_panel(rng, adoption, areas=10, periods=14, effect=0.5)
+    design = panel_design(tmp_path, frame, {"family": "linear", "inference": "wild_cluster", "reps": 199}, adoption)
+    att = fit_did(design)[0].estimates[0]
+    assert att.details["interval_method"] == "wild cluster bootstrap test inversion"
+    assert att.details["test_rejects"] == (att.p_value < 0.05) == (not att.ci_low <= 0 <= att.ci_high)

@@ -103,9 +103,12 @@ def test_mpdta_pretest_matches_r_did(mpdta_results, control_group):
     reference = pd.read_csv(FIXTURES / "mpdta_R_did_pretest.csv").set_index("scenario").loc[SCENARIOS[control_group]]
     _, checks, _ = by_analysis(mpdta_results, control_group)
     pre = next(c for c in checks if c.name == "pre_trends")
-    assert pre.values["test"] == "att_gt_wald" and pre.values["df"] == 5
-    assert pre.values["W"] == pytest.approx(reference["W"], abs=1e-6)
-    assert round(pre.values["p_value"], 5) == pytest.approx(reference["Wpval"], abs=1e-12)
+    # R did's pre-test is kept beside the calibrated pooled test that decides
+    r_did = pre.values["r_did"]
+    assert r_did["test"] == "att_gt_wald" and r_did["df"] == 5 and r_did["calibrated"] is None
+    assert r_did["W"] == pytest.approx(reference["W"], abs=1e-6) and pre.values["W"] == r_did["W"]
+    assert round(r_did["p_value"], 5) == pytest.approx(reference["Wpval"], abs=1e-12)
+    assert pre.values["test"] == "pooled_bins_welch_hotelling" and pre.values["calibrated"] is True
     assert pre.status == "pass"
 
 
@@ -339,7 +342,8 @@ def test_count_outcome_reports_a_rate_ratio(tmp_path):
     assert series["scale"] == "rate_difference" and len(series["ratio"]) == len(series["event_time"])
     # monthly data: more pre-period cells than units, so the binned pre-test is used
     check = next(c for c in results.checks if c.name == "pre_trends")
-    assert check.values["test"] == "event_study_binned_wald" and check.status == "pass"
+    assert check.values["test"] == "pooled_bins_welch_hotelling" and check.status == "pass"
+    assert check.values["r_did"] is None and check.values["calibrated"] is True
     assert "ratio" in results.evidence["headline"] or "%" in results.evidence["headline"]
 
 
@@ -441,5 +445,81 @@ def test_spoc_example_recovers_the_planted_rate_ratio(tmp_path):
     assert simple.estimate == pytest.approx(truth, abs=0.03)
     assert simple.details["transition_excluded"] == 3 and simple.details["treated_units"] == 7
     checks = {c.name: c for c in results.checks}
-    assert checks["pre_trends"].values["test"] == "event_study_binned_wald"
+    assert checks["pre_trends"].values["test"] == "pooled_bins_welch_hotelling"
     assert checks["few_treated"].status == "pass"
+
+
+# ----------------------------------------------------------------------------- sparse ratios (issue 12)
+def sparse_panel(tmp_path, seed: int, rate: float = 0.5, units: int = 14, treated: int = 3, months: int = 36):
+    """Monthly counts near 0.5 per area-month: the adopting cohort's base month holds a handful of counts."""
+    rng = np.random.default_rng(seed)
+    periods = pd.period_range("2019-01", periods=months, freq="M")
+    rows = []
+    for i in range(units):
+        adopt = "2020-07" if i < treated else ""
+        start = periods.get_loc(pd.Period(adopt, "M")) if adopt else months
+        mu = rate * rng.uniform(0.5, 1.5) * np.where(np.arange(months) >= start, 0.7, 1.0)
+        rows += [(f"a{i:02d}", str(p), int(rng.poisson(mu[j])), adopt or "0") for j, p in enumerate(periods)]
+    pd.DataFrame(rows, columns=["area", "month", "reports", "adopted"]).to_csv(tmp_path / "panel.csv", index=False)
+    raw = {"evalkit": 1, "title": "sparse", "intervention": {"name": "SPOC", "transition": 0},
+           "data": {"source": "panel.csv", "layout": "panel", "columns": {"unit": "area", "time": "month"},
+                    "frequency": "month"},
+           "units": {"adoption_column": "adopted"},
+           "outcomes": [{"name": "reports", "column": "reports", "measure": "count"}],
+           "analysis": [{"method": "staggered_did", "outcome": "reports"}], "seed": 5}
+    return design_from_mapping(raw, path=tmp_path / "design.yaml")
+
+
+def test_sparse_base_counts_withhold_the_ratio(tmp_path):
+    results = evalkit.run(sparse_panel(tmp_path, seed=4))
+    check = next(c for c in results.checks if c.name == "sparse_ratio")
+    assert check.status == "fail" and check.values["ratio_withheld"] is True
+    assert check.values["effective_base_counts"] < check.values["threshold_withhold"] == 25
+    assert "withheld" in check.detail and "difference in rates" in check.detail
+    simple = results.estimate("att_simple")
+    # the rate difference is reported; the ratio (with its absurd interval) is kept in details only
+    assert simple.scale == "difference" and simple.estimate == simple.details["difference"]
+    assert simple.ci_low == simple.details["difference_ci_low"] and simple.ci_low < simple.estimate < simple.ci_high
+    withheld = simple.details["ratio_withheld"]
+    assert withheld["estimate"] > 0 and withheld["ci_low"] < withheld["ci_high"] and withheld["why"] == check.detail
+    assert all(e.scale == "difference" for e in results.estimates)
+    assert results.analyses[0].series["ratio_withheld"] is True
+    assert "%" not in results.evidence["headline"]
+
+
+def test_a_sparse_panel_whose_counterfactual_is_zero_reports_the_difference(tmp_path):
+    # the base month has no counts at all: formerly an error (counterfactual rate not above 0)
+    results = evalkit.run(sparse_panel(tmp_path, seed=1))
+    check = next(c for c in results.checks if c.name == "sparse_ratio")
+    assert check.status == "fail" and check.values["effective_base_counts"] == 0.0
+    assert results.estimate("att_simple").scale == "difference"
+
+
+def test_dense_counts_keep_the_ratio(tmp_path):
+    results = evalkit.run(evalkit.load_design(count_panel(tmp_path)))
+    check = next(c for c in results.checks if c.name == "sparse_ratio")
+    assert check.status == "pass" and check.values["effective_base_counts"] > 1000
+    assert results.estimate("att_simple").scale == "ratio"
+
+
+# ----------------------------------------------------------------------------- pre-trends: calibration (issue 12)
+def test_pre_trend_check_says_whether_it_is_calibrated(tmp_path):
+    results = evalkit.run(evalkit.load_design(count_panel(tmp_path, seed=16)))
+    check = next(c for c in results.checks if c.name == "pre_trends")
+    values = check.values
+    assert values["calibrated"] is True and "degrees of freedom" in values["calibration"]
+    assert values["df"] == 2 and values["df_effective"] > 4 and len(values["bins"]) == 2
+    assert 0 <= values["p_value"] <= 1 and values["F"] >= 0
+
+
+def test_a_failed_uncalibrated_check_does_not_lower_the_level():
+    from evalkit.evidence import design_level
+    from evalkit.results import Check
+
+    common = {"method": "staggered_did", "outcome": "reports"}
+    calibrated = Check("pre_trends", "fail", "x", values={"calibrated": True}, **common)
+    rough = Check("pre_trends", "fail", "x", values={"calibrated": False}, **common)
+    legacy = Check("pre_trends", "fail", "x", values={}, **common)
+    assert design_level("staggered_did", [calibrated], "reports")[0] == 2
+    assert design_level("staggered_did", [legacy], "reports")[0] == 2
+    assert design_level("staggered_did", [rough], "reports") == (3, [])

@@ -46,6 +46,9 @@ class RandomizationResult:
     n_assignments: int       # distinct assignments of the adoption dates to the areas
     exhaustive: bool         # every assignment computed (exact p-value)
     reps: int                # assignments computed besides the observed one
+    #: the adoption mappings in the order of ``statistics`` (observed first): test inversion
+    #: re-uses exactly these for every null effect
+    assignments: list | None = None
 
     @property
     def smallest_p(self) -> float:
@@ -122,22 +125,203 @@ def randomization_test(statistic: Callable[[dict], float], units: Sequence, adop
     n_assignments = count_assignments(dates)
     if n_assignments <= max_enumerate:
         values = []
+        mappings = [_mapping(units, dates)]
         observed_tuple = tuple(dates)
         for assignment in distinct_assignments(dates):
             if assignment == observed_tuple:
                 continue
-            values.append(statistic(_mapping(units, assignment)))
+            mappings.append(_mapping(units, assignment))
+            values.append(statistic(mappings[-1]))
         stats = np.array([observed] + values, dtype=float)
         p = _share_extreme(stats, observed, len(stats))
-        return RandomizationResult(observed, p, stats, n_assignments, True, len(values))
+        return RandomizationResult(observed, p, stats, n_assignments, True, len(values), mappings)
     values = np.empty(reps)
     positions = np.arange(len(units))
+    mappings = [_mapping(units, dates)]
     for b in range(reps):
         order = rng.permutation(positions)
-        values[b] = statistic(_mapping(units, [dates[i] for i in order]))
+        mappings.append(_mapping(units, [dates[i] for i in order]))
+        values[b] = statistic(mappings[-1])
     stats = np.concatenate([[observed], values])
     p = _share_extreme(stats, observed, reps + 1)
-    return RandomizationResult(observed, p, stats, n_assignments, False, reps)
+    return RandomizationResult(observed, p, stats, n_assignments, False, reps, mappings)
+
+
+#: steps out from the estimate, in standard errors, at which a non-linear statistic is
+#: recomputed until the null is rejected (beyond the last the interval is unbounded)
+INVERSION_STEPS = (1.0, 2.0, 3.0, 4.5, 6.5, 9.0, 13.0, 20.0, 30.0, 50.0)
+
+
+@dataclass
+class InvertedInterval:
+    """The nulls a randomization test does not reject: ``low``/``high`` None when unbounded or impossible."""
+
+    low: float | None
+    high: float | None
+    method: str
+    reason: str | None = None      # "too_few_assignments", "unbounded" (an end never rejected), or None
+    nulls_evaluated: int = 0       # null effects at which every assignment was recomputed
+
+    def to_dict(self) -> dict:
+        return {"low": self.low, "high": self.high, "method": self.method, "reason": self.reason,
+                "nulls_evaluated": self.nulls_evaluated}
+
+
+def p_value_of(stats: np.ndarray) -> float:
+    """The randomization p-value of a vector of statistics whose first entry is the observed one."""
+    return _share_extreme(stats, float(stats[0]), len(stats))
+
+
+def invert_randomization_test(statistics_at: Callable[[float], np.ndarray], estimate: float, se: float,
+                              alpha: float, smallest_p: float, p_at_zero: float | None = None,
+                              linear: bool = False, refine: int = 0,
+                              statistics_at_zero: np.ndarray | None = None) -> InvertedInterval:
+    """The interval of null effects ``theta`` that the randomization test does not reject at ``alpha``.
+
+    ``statistics_at(theta)`` recomputes the statistic for every assignment (the observed one
+    first, the same assignments for every ``theta``) on the data with the null effect
+    ``theta`` removed from the observed treated cells, so ``statistics_at(theta)[0]`` is
+    about ``estimate - theta``. The test of ``theta`` is the randomization test of those
+    statistics (:func:`p_value_of`). ``statistics_at_zero`` (the test's own statistics)
+    saves one evaluation.
+
+    * ``linear``: the statistic is linear in the outcome (the linear TWFE), so
+      ``T_b(theta) = T_b(0) - theta c_b``: two evaluations give every null exactly, and each
+      end is found by bisection to 1e-7 standard errors.
+    * otherwise (the Poisson log ratio, close to linear in ``theta``): the ends of the
+      linear model through the statistics at 0 and at the estimate are refitted exactly.
+      With ``refine = 0`` (default) each end is read off the line through the refits at
+      the estimate and at that guess (three refits of every assignment in all; the error
+      is second order in the distance from the guess: tests/test_did.py compares it with
+      refined ends). With ``refine > 0``, or when that line never rejects, the end is
+      bracketed between an accepted and a rejected refit (stepping out by
+      ``INVERSION_STEPS`` standard errors when needed), ``refine`` times narrowed at the
+      root of the assignments' linear interpolation, and read off the final interpolation.
+
+    A null is rejected when its p-value is below ``alpha``; with ``1 / alpha`` assignments or
+    fewer (``smallest_p >= alpha``) no null is ever rejected: no interval at ``1 - alpha``
+    exists and both ends are None.
+    """
+    method = ("test inversion: the null effects the randomization test does not reject at "
+              f"alpha = {alpha:g}, the same assignments for every null")
+    if smallest_p >= alpha:
+        return InvertedInterval(None, None, method, "too_few_assignments", 0)
+    cache: dict[float, np.ndarray] = {}
+    if statistics_at_zero is not None:
+        cache[0.0] = np.asarray(statistics_at_zero, dtype=float)
+    free = len(cache)
+
+    def exact(theta: float) -> np.ndarray:
+        theta = float(theta)
+        if theta not in cache:
+            cache[theta] = np.asarray(statistics_at(theta), dtype=float)
+        return cache[theta]
+
+    if linear:
+        base = exact(0.0)
+        slope = base - exact(1.0)
+        ends = [_bisect_linear(lambda t: p_value_of(base - t * slope) >= alpha, estimate, se, side)
+                for side in (-1.0, 1.0)]
+    else:
+        anchor = estimate + 2.0 * se if abs(estimate) < 0.5 * se else 0.0
+        at_estimate, at_anchor = exact(estimate), exact(anchor)
+        slope = (at_anchor - at_estimate) / (anchor - estimate)
+        model = lambda t: at_estimate + (t - estimate) * slope  # noqa: E731
+        ends = [_nonlinear_end(exact, model, estimate, se, alpha, side, refine) for side in (-1.0, 1.0)]
+        if p_at_zero is not None:
+            # the interpolation must not contradict the test of no effect itself (p_at_zero, exact)
+            k = 0 if estimate > 0 else 1                    # the end on the side of 0
+            end = ends[k]
+            inside = end is None or (end <= 0.0 if k == 0 else end >= 0.0)
+            if p_at_zero >= alpha and not inside:
+                ends[k] = 0.0
+            elif p_at_zero < alpha and inside and end is not None:
+                ends[k] = 1e-9 * se * (1.0 if k == 0 else -1.0)
+    low, high = (None if e is None else float(e) for e in ends)
+    return InvertedInterval(low, high, method, None if (low is not None and high is not None) else "unbounded",
+                            len(cache) - free)
+
+
+def _bisect_linear(accepted: Callable[[float], bool], estimate: float, se: float, side: float) -> float | None:
+    inside, step, outside = estimate, 2.0 * se, None
+    for _ in range(40):
+        candidate = estimate + side * step
+        if not accepted(candidate):
+            outside = candidate
+            break
+        inside, step = candidate, step * 2.0
+    if outside is None:
+        return None
+    while abs(outside - inside) > 1e-7 * se:
+        middle = (inside + outside) / 2.0
+        if accepted(middle):
+            inside = middle
+        else:
+            outside = middle
+    return (inside + outside) / 2.0
+
+
+def _nonlinear_end(exact, model, estimate: float, se: float, alpha: float, side: float, refine: int):
+    """One end of the interval for a statistic close to linear in the null (module docstring)."""
+    def accepted(theta: float) -> bool:
+        return p_value_of(exact(theta)) >= alpha
+
+    inside, outside = estimate, None
+    guess = _bisect_linear(lambda t: p_value_of(model(t)) >= alpha, estimate, se, side)
+    if guess is not None and side * (guess - estimate) <= 50.0 * se:
+        if refine == 0:
+            # one refit at the linear model's end: the end on the line through it and the estimate
+            start, at_guess = exact(estimate), exact(guess)
+            line = lambda t: start + (t - estimate) / (guess - estimate) * (at_guess - start)  # noqa: E731
+            far = estimate + 3.0 * (guess - estimate)
+            if p_value_of(line(far)) < alpha:
+                lo, hi = estimate, far
+                for _ in range(60):
+                    middle = (lo + hi) / 2.0
+                    if p_value_of(line(middle)) >= alpha:
+                        lo = middle
+                    else:
+                        hi = middle
+                return (lo + hi) / 2.0
+        if accepted(guess):
+            inside = guess
+        else:
+            outside = guess
+    if outside is None:
+        reach = abs(inside - estimate) / se
+        for k in INVERSION_STEPS:
+            if k <= reach:
+                continue
+            theta = estimate + side * max(k, 1.25 * reach) * se
+            if accepted(theta):
+                inside, reach = theta, abs(theta - estimate) / se
+            else:
+                outside = theta
+                break
+    if outside is None:
+        return None
+
+    def interpolated_root(a: float, b: float) -> float:
+        sa, sb = exact(a), exact(b)
+        lo, hi = a, b                       # lo accepted, hi rejected (by the interpolation)
+        for _ in range(50):
+            middle = (lo + hi) / 2.0
+            weight = (middle - a) / (b - a)
+            if p_value_of(sa + weight * (sb - sa)) >= alpha:
+                lo = middle
+            else:
+                hi = middle
+        return (lo + hi) / 2.0
+
+    for _ in range(refine):
+        root = interpolated_root(inside, outside)
+        if abs(root - inside) < 1e-4 * se or abs(outside - root) < 1e-4 * se:
+            break
+        if accepted(root):
+            inside = root
+        else:
+            outside = root
+    return interpolated_root(inside, outside)
 
 
 def _mapping(units: list, dates) -> dict:
@@ -153,4 +337,5 @@ def _share_extreme(stats: np.ndarray, observed: float, denominator: int) -> floa
     return float(np.sum(extreme) / denominator)
 
 
-__all__ = ["RandomizationResult", "randomization_test", "count_assignments", "distinct_assignments"]
+__all__ = ["RandomizationResult", "randomization_test", "count_assignments", "distinct_assignments",
+           "InvertedInterval", "invert_randomization_test", "p_value_of"]

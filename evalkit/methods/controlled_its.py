@@ -11,6 +11,15 @@ the treated and comparison series in level change and slope change; each group's
 estimands are linear combinations (treated level change = b2 + b6). Seasonal terms are
 shared. The treated counterfactual sets b6 and b7 to 0: the treated series' own pre-trend
 plus the change the comparison series shows.
+
+Comparison units enter as separate panels by default (``comparison_fit: panels``), as in
+Stata's ``itsa``: every comparison unit is its own series (Z = 0) in the one regression,
+the segmented coefficients b0..b3 are shared by the comparison panels, and Newey-West
+autocovariances are taken within each panel only. ``comparison_fit: pooled`` first sums
+(counts) or averages (continuous outcomes) the comparison units into one series. With the
+same periods in every unit the two give the same gaussian and Poisson point estimates
+(the pooled series is a sufficient summary for shared coefficients); their standard
+errors differ because the panel sandwich sees each unit's own residuals.
 """
 
 from __future__ import annotations
@@ -19,12 +28,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..data.durations import DURATION_MEASURES
 from ..design import Design
 from ..errors import EvalkitError
 from ..periods import PERIODS_PER_YEAR
 from ..results import Analysis, Check, Estimate
 from . import MethodResult
-from .its import _check_informative, _check_values, add_per_year, _effect_estimate, _interval, _predict, pooled_series, setup_series
+from .its import check_informative, check_values, add_per_year, effect_estimate, wald_interval, predict_series, pooled_series, setup_series
 from .segmented import COUNT_FAMILIES, NegbinNotConverged, SegmentedDesign, breusch_godfrey, fit_segmented
 
 GROUP_TERMS = ("intercept", "pre_slope", "level_change", "slope_change")
@@ -34,9 +44,9 @@ DIFFERENCE_NAMES = {"intercept": "treated", "pre_slope": "pre_slope_difference",
 
 def _comparison_units(design: Design, data, spec, key: str) -> list:
     if spec.comparison:
-        from ..data.prepare import _match_unit
+        from ..data.prepare import match_unit
 
-        units = [_match_unit(u, data.units, design.where, key + ".comparison") for u in spec.comparison]
+        units = [match_unit(u, data.units, design.where, key + ".comparison") for u in spec.comparison]
     else:
         units = list(data.comparison_units)
     if not units:
@@ -47,7 +57,6 @@ def _comparison_units(design: Design, data, spec, key: str) -> list:
 
 def stacked_design(seg: SegmentedDesign, slope_change: bool) -> SegmentedDesign:
     """Stack treated (Z = 1) above comparison (Z = 0) rows and add the Z interactions."""
-    n = seg.X.shape[0]
     terms = [t for t in GROUP_TERMS if t in seg.names]
     z_cols = np.column_stack([seg.X[:, seg.names.index(t)] for t in terms])
     z_cols_cf = z_cols.copy()
@@ -61,13 +70,59 @@ def stacked_design(seg: SegmentedDesign, slope_change: bool) -> SegmentedDesign:
                            np.concatenate([seg.post_mask] * 2), seg.interruption)
 
 
+def panel_design(seg: SegmentedDesign, n_panels: int) -> SegmentedDesign:
+    """Treated rows (Z = 1) above ``n_panels`` comparison panels (Z = 0), each a full copy of the periods."""
+    stacked = stacked_design(seg, True)
+    n = seg.X.shape[0]
+    reps = [slice(0, n)] + [slice(n, 2 * n)] * n_panels
+    return SegmentedDesign(np.vstack([stacked.X[r] for r in reps]),
+                           np.vstack([stacked.X_counterfactual[r] for r in reps]),
+                           stacked.names, np.concatenate([seg.fitted_mask] * (n_panels + 1)),
+                           np.concatenate([seg.post_mask] * (n_panels + 1)), seg.interruption)
+
+
+def _comparison_panels(design: Design, data, units: list, treated, key: str):
+    """Each comparison unit's own series: response, offset (counts with exposure) and fitting mask."""
+    ratio = treated.family in COUNT_FAMILIES
+    responses, offsets, masks = [], [], []
+    for unit in units:
+        series = pooled_series(data, [unit], treated.outcome, treated.family)
+        y = series["y"].to_numpy(dtype=float)
+        if treated.outcome.measure not in DURATION_MEASURES and np.isnan(y).any():
+            period = series.index[np.isnan(y)][0]
+            raise EvalkitError(design.data.source, f"outcome '{treated.outcome.name}' is missing for comparison unit "
+                               f"'{unit}' in {period}", "fill in the value, narrow data.window, or use "
+                               "comparison_fit: pooled", key=None)
+        exposure = series["exposure"].to_numpy(dtype=float) if "exposure" in series else None
+        usable = treated.mask & ~np.isnan(y)
+        if exposure is not None:
+            # a unit with no exposure in a period (not yet open, closed) has no rate there: its
+            # row is left out; counts there are a data error
+            empty = ~(exposure > 0)
+            if np.any(empty & (np.nan_to_num(y) > 0)):
+                period = series.index[empty & (np.nan_to_num(y) > 0)][0]
+                raise EvalkitError(design.data.source, f"comparison unit '{unit}' has counts but no exposure in {period}",
+                                   "fix the exposure column", key=None)
+            usable &= ~empty
+        if ratio:
+            responses.append(y)
+            # no exposure: offset -inf, so the figure's summed comparison fit gets nothing there
+            offsets.append(np.log(np.where(empty, 0.0, exposure), where=~empty, out=np.full(len(y), -np.inf))
+                           if exposure is not None else np.zeros(len(y)))
+        else:
+            responses.append(y / np.where(empty, 1.0, exposure) * treated.per if exposure is not None else y)
+            offsets.append(np.zeros(len(y)))
+        masks.append(usable)
+    return responses, offsets, masks
+
+
 def _combination(fitted, weights: dict, ratio: bool, alpha: float, common: dict, estimand: str, group, info) -> Estimate:
     c = np.zeros(len(fitted.names))
     for name, w in weights.items():
         c[fitted.names.index(name)] = w
     coef = float(c @ fitted.params)
     se = float(np.sqrt(c @ fitted.cov @ c))
-    value, low, high = _interval(coef, se, fitted.critical(alpha), ratio)
+    value, low, high = wald_interval(coef, se, fitted.critical(alpha), ratio)
     return Estimate(**common, estimand=estimand, scale="ratio" if ratio else "difference", estimate=value, se=se,
                     ci_low=low, ci_high=high, p_value=fitted.p_value(coef / se) if se > 0 else None, group=group,
                     details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
@@ -85,25 +140,40 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         raise EvalkitError(design.where, f"unit '{sorted(overlap)[0]}' is in both the treated and the comparison series",
                            "remove it from comparison", key=key + ".comparison")
     comparison = pooled_series(data, comparison_units, treated.outcome, treated.family)
-    _check_values(design, comparison, treated.outcome, treated.family, key)
+    check_values(design, comparison, treated.outcome, treated.family, key)
     comparison_fit = treated.mask & comparison["y"].notna().to_numpy()
-    _check_informative(design, comparison["y"].to_numpy(dtype=float)[comparison_fit],
+    check_informative(design, comparison["y"].to_numpy(dtype=float)[comparison_fit],
                        treated.seg.post_mask[comparison_fit], treated.outcome, treated.family, key,
                        comparison_units, which="the comparison series")
     family, per, n = treated.family, treated.per, len(treated.periods)
     ratio = family in COUNT_FAMILIES
     y_c = comparison["y"].to_numpy(dtype=float)
     exposure_c = comparison["exposure"].to_numpy(dtype=float) if "exposure" in comparison else None
-    if ratio:
-        response = np.concatenate([treated.y, y_c])
-        offset = None if treated.exposure is None else np.log(np.concatenate([treated.exposure, exposure_c]))
-    else:
-        response_c = y_c / exposure_c * per if exposure_c is not None else y_c
-        response = np.concatenate([treated.response, response_c])
+    panels = spec.comparison_fit == "panels"
+    if panels:
+        responses, offsets, masks = _comparison_panels(design, data, comparison_units, treated, key)
+        treated_response = treated.y if ratio else treated.response
+        response = np.concatenate([treated_response] + responses)
         offset = None
-    seg = stacked_design(treated.seg, spec.slope_change)
-    mask = np.concatenate([treated.mask, comparison_fit])
-    groups = np.repeat([1, 0], n)
+        if ratio and treated.exposure is not None:
+            offset = np.concatenate([np.log(treated.exposure)] + offsets)
+        seg = panel_design(treated.seg, len(comparison_units))
+        mask = np.concatenate([treated.mask] + masks)
+        groups = np.repeat(np.arange(len(comparison_units) + 1), n)
+    else:
+        if ratio:
+            response = np.concatenate([treated.y, y_c])
+            offset = None if treated.exposure is None else np.log(np.concatenate([treated.exposure, exposure_c]))
+        else:
+            response_c = y_c / exposure_c * per if exposure_c is not None else y_c
+            response = np.concatenate([treated.response, response_c])
+            offset = None
+        seg = stacked_design(treated.seg, spec.slope_change)
+        mask = np.concatenate([treated.mask, comparison_fit])
+        groups = np.repeat([1, 0], n)
+    if int(mask.sum()) <= seg.X.shape[1]:
+        raise EvalkitError(design.where, f"{int(mask.sum())} rows cannot fit {seg.X.shape[1]} coefficients",
+                           "use fewer seasonal harmonics or a longer window", key=key)
     try:
         fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
                                None if offset is None else offset[mask], spec.errors, treated.lags, groups=groups[mask])
@@ -113,7 +183,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     common = {"outcome": treated.outcome.name, "method": spec.method}
     info = {"analysis": index, "family": family, "errors": spec.errors, "lags": fitted.lags, "dispersion": fitted.dispersion,
             "n_periods": int(treated.mask.sum()), "n_pre": treated.n_pre, "n_post": treated.n_post,
-            "interruption": str(treated.periods[seg.interruption])}
+            "interruption": str(treated.periods[seg.interruption]), "comparison_fit": spec.comparison_fit,
+            "n_comparison_series": len(comparison_units) if panels else 1}
     result = MethodResult()
     for term in ("level_change", "slope_change"):
         if term in seg.names:
@@ -125,27 +196,34 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                                                  common, term, "treated", info))
             result.estimates.append(_combination(fitted, {term: 1.0}, ratio, design.alpha, common, term,
                                                  "comparison", info))
-    offset_full = offset if offset is not None else np.zeros(2 * n)
+    offset_full = offset if offset is not None else np.zeros(len(response))
     treated_rows = np.arange(n)
     for horizon in spec.horizons:
         position = treated.start + horizon
         if position >= n or horizon < 0:
             raise EvalkitError(design.where, f"horizon {horizon} is outside the data", "use horizons inside the post-period",
                                key=key + ".horizons")
-        estimate = _effect_estimate(fitted, seg, offset_full, ratio, design.alpha, [position], f"effect_at_{horizon}",
+        estimate = effect_estimate(fitted, seg, offset_full, ratio, design.alpha, [position], f"effect_at_{horizon}",
                                     common, str(treated.periods[position]))
         result.estimates.append(replace(estimate, group="treated"))
     post = np.flatnonzero(treated.seg.post_mask & treated.mask)
-    cumulative = _effect_estimate(fitted, seg, offset_full, ratio, design.alpha, post, "cumulative_effect", common,
+    cumulative = effect_estimate(fitted, seg, offset_full, ratio, design.alpha, post, "cumulative_effect", common,
                                   f"{treated.periods[post[0]]}..{treated.periods[post[-1]]}")
     add_per_year(cumulative, len(post) / PERIODS_PER_YEAR[design.data.frequency])
+    cumulative.details["units"] = [str(u) for u in treated.units]  # the areas the yearly effect covers
     result.estimates.append(replace(cumulative, group="treated"))
-    result.checks += _checks(fitted, seg, mask, treated, spec, design.alpha, common)
-    predictions = _predict(fitted, seg, offset_full, ratio, design.alpha)
+    result.checks += _checks(fitted, seg, mask, treated, spec, design.alpha, common, int(treated.mask.sum()))
+    predictions = predict_series(fitted, seg, offset_full, ratio, design.alpha)
     scale_t = per / treated.exposure if (ratio and treated.exposure is not None) else np.ones(n)
     scale_c = per / exposure_c if (ratio and exposure_c is not None) else np.ones(n)
     observed_t = treated.y * scale_t if ratio else treated.response
-    observed_c = y_c * scale_c if ratio else response[n:]
+    if ratio:
+        observed_c = y_c * scale_c
+    else:
+        observed_c = y_c / exposure_c * per if exposure_c is not None else y_c
+    # the figure shows one comparison line: panel fits summed (counts) or averaged, as itsa's figure
+    fitted_c = predictions["fitted"][n:].reshape(-1, n)
+    fitted_c = fitted_c.sum(axis=0) if ratio else fitted_c.mean(axis=0)
     result.analysis = Analysis(
         method=spec.method, outcome=treated.outcome.name,
         label=f"Controlled interrupted time series ({family}): {len(treated.units)} treated vs "
@@ -165,7 +243,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
             "counterfactual_low": (predictions["cf_low"][treated_rows] * scale_t).tolist(),
             "counterfactual_high": (predictions["cf_high"][treated_rows] * scale_t).tolist(),
             "comparison_observed": observed_c.tolist(),
-            "comparison_fitted": (predictions["fitted"][n:] * scale_c).tolist(),
+            "comparison_fitted": (fitted_c * scale_c).tolist(),
             "in_fit": treated.mask.tolist(),
             "start_index": treated.start,
             "interruption_index": seg.interruption,
@@ -176,7 +254,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     return result
 
 
-def _checks(fitted, seg, mask, treated, spec, alpha, common) -> list[Check]:
+def _checks(fitted, seg, mask, treated, spec, alpha, common, n_treated: int) -> list[Check]:
     checks = [Check("minimum_data", "pass" if min(treated.n_pre, treated.n_post) >= 12 else "warn",
                     f"{treated.n_pre} periods before and {treated.n_post} after the interruption in each series.",
                     values={"n_pre": treated.n_pre, "n_post": treated.n_post}, **common)]
@@ -196,7 +274,6 @@ def _checks(fitted, seg, mask, treated, spec, alpha, common) -> list[Check]:
         status = "warn" if treated.family == "poisson" and d > 1.5 else "pass"
         checks.append(Check("overdispersion", status, f"Pearson dispersion {d:.2f} under Poisson.",
                             values={"dispersion": d}, **common))
-    n_treated = int(mask[: len(mask) // 2].sum())
     resid = fitted.pearson_residuals[:n_treated]
     X = seg.X[mask][:n_treated]
     X = X[:, np.ptp(X, axis=0) > 0]

@@ -16,27 +16,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..design import Design
 from ..errors import EvalkitError
-from ..inference.randomization import randomization_test
+from ..inference.randomization import invert_randomization_test, randomization_test
 from ..inference.wild_cluster import wild_cluster_bootstrap
 from ..periods import PERIODS_PER_YEAR
 from ..results import Analysis, Check, Estimate
 from . import MethodResult
 from .bacon import NEVER
 from .did_checks import FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
-from .did_estimate import DiDFit, DiDSample, estimate
+from .did_estimate import DiDFit, DiDSample, estimate, post_rows
 from .twfe import TwoWayProjection
 
 
 # ----------------------------------------------------------------------------- fit
 def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     key = f"analysis[{index}]"
-    _refuse(design, spec, key)
     outcome = design.outcome(spec.outcome)
     family = _family(design, outcome, spec, key)
     sample = _sample(design, data, outcome, family, spec, key)
@@ -68,6 +69,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         p_analytic = float(2 * stats.t.sf(abs(observed.statistic / observed.se), n_clusters - 1))
     low, high = observed.statistic - crit * observed.se, observed.statistic + crit * observed.se
     p_value, ci_method, p_method = p_analytic, _analytic_words(family, n_clusters), "cluster-robust Wald"
+    interval_note = None
     inference_record: dict = {}
     series_extra: dict = {}
     rng = np.random.default_rng(design.seed)
@@ -79,6 +81,11 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         test = randomization_test(statistic, sample.units, adoption, rng, reps=spec.reps,
                                   max_enumerate=max(MAX_ENUMERATE, spec.reps + 1))
         p_value = test.p_value
+        inverted = _randomization_interval(sample, positions, estimator, observed, test, alpha)
+        low = -np.inf if inverted.low is None else inverted.low
+        high = np.inf if inverted.high is None else inverted.high
+        ci_method = inverted.method
+        interval_note = _interval_note(inverted, test, n_treated, sample.n_units, alpha)
         p_method = ("randomization inference, all " if test.exhaustive else "randomization inference, ") + \
             (f"{test.n_assignments} assignments" if test.exhaustive else f"{test.reps} random permutations") + \
             " of the adoption dates across areas"
@@ -91,6 +98,12 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         p_method = (f"restricted wild cluster bootstrap, {boot.reps} {spec.weights} draws"
                     + (" (every sign pattern)" if boot.enumerated else ""))
         ci_method = "inverting the wild cluster bootstrap test"
+        if not (np.isfinite(low) and np.isfinite(high)):
+            side = "below" if not np.isfinite(low) else "above"
+            areas = f"{n_treated} adopting area{'s' if n_treated != 1 else ''}"
+            interval_note = (f"the wild cluster bootstrap test does not reject any effect {side} the estimate at "
+                             f"{1 - alpha:.0%} (with {areas} the bootstrap has too few distinct draws), so the "
+                             "interval is unbounded")
         inference_record = boot.to_dict()
         series_extra["bootstrap"] = {**boot.histogram(), "p_value": boot.p_value}
     reason = _inference_reason(spec, n_treated, sample.n_units, inference_record)
@@ -98,11 +111,15 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     ratio = family == "poisson"
     value = float(np.exp(observed.statistic)) if ratio else float(observed.statistic)
     ci_low, ci_high = (float(np.exp(low)), float(np.exp(high))) if ratio else (float(low), float(high))
+    # an end the declared test cannot bound is None (never the analytic one in its place)
+    ci_low = ci_low if np.isfinite(low) else None
+    ci_high = ci_high if np.isfinite(high) else None
     per_year = PERIODS_PER_YEAR[design.data.frequency]
     details = {
         "analysis": index, "coefficient": observed.statistic, "se_scale": "log" if ratio else "identity", "family": family,
         "estimator": observed.estimator, "inference": spec.inference, "p_value_method": p_method,
-        "ci_method": ci_method, "p_value_analytic": p_analytic,
+        "ci_method": ci_method, "interval_method": _interval_method(spec.inference), "interval_note": interval_note,
+        "alpha": alpha, "test_rejects": bool(p_value < alpha), "p_value_analytic": p_analytic,
         "ci_low_analytic": float(np.exp(observed.statistic - crit * observed.se)) if ratio
         else float(observed.statistic - crit * observed.se),
         "ci_high_analytic": float(np.exp(observed.statistic + crit * observed.se)) if ratio
@@ -112,8 +129,12 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     }
     if inference_record:
         details[spec.inference] = inference_record
+    if spec.inference == "randomization":
+        details["randomization"]["interval"] = inverted.to_dict()
     if ratio:
         _absolute_details(details, observed, sample, per_year, crit)
+        if spec.inference != "analytic":
+            _absolute_bounds_from_ratio(details, value, ci_low, ci_high)
         if estimator == "extended_twfe":
             simple = estimate(sample, positions, "twfe", covariance=True)
             details["twfe_ratio"] = float(np.exp(simple.statistic))
@@ -137,7 +158,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         method=spec.method, outcome=outcome.name,
         label=_label(family, estimator, n_treated, sample.n_units - n_treated),
         settings={
-            "family": family, "estimator": estimator, "inference": spec.inference, "inference_reason": reason,
+            "analysis": index, "family": family, "estimator": estimator, "inference": spec.inference,
+            "inference_reason": reason,
             "p_value_method": p_method, "ci_method": ci_method, "reps": spec.reps,
             "weights": spec.weights if spec.inference == "wild_cluster" else None,
             "control_group": _control_words(family, estimator, spec.control_group),
@@ -153,18 +175,6 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
 
 
 # ----------------------------------------------------------------------------- options and data
-def _refuse(design: Design, spec, key: str) -> None:
-    if spec.inference == "multiplier_bootstrap":
-        raise EvalkitError(design.where, "inference: multiplier_bootstrap is for staggered_did",
-                           "use analytic, randomization or wild_cluster for did", key=key + ".inference")
-    if spec.covariates:
-        raise EvalkitError(design.where, "did fits no covariates in this version",
-                           "remove covariates, or use method: staggered_did to adjust for them", key=key + ".covariates")
-    if spec.estimation != "regression":
-        raise EvalkitError(design.where, f"estimation: {spec.estimation} belongs to staggered_did; did is a regression",
-                           "remove estimation, or use method: staggered_did", key=key + ".estimation")
-
-
 def _family(design: Design, outcome, spec, key: str) -> str:
     if outcome.measure in ("duration_hours", "share_found_within", "median_hours_to_found"):
         raise EvalkitError(design.where, f"outcome '{outcome.name}' ({outcome.measure}) cannot be fitted by did",
@@ -315,6 +325,72 @@ def _wild_cluster(sample: DiDSample, observed: DiDFit, rng, spec, alpha: float):
                                   null=0.0, correction=correction, ci_level=1 - alpha)
 
 
+# ----------------------------------------------------------------------------- randomization interval
+def _randomization_interval(sample: DiDSample, positions, estimator: str, observed: DiDFit, test, alpha: float):
+    """Invert the randomization test: the null effects it does not reject, the same assignments for each.
+
+    A null effect ``theta`` (log ratio, or difference) is imposed on the observed treated
+    post-adoption rows: Poisson, an offset ``theta`` on them (their expected counts divided
+    by exp(theta)); linear, ``theta`` subtracted from their outcomes. Every assignment of the
+    randomization test is refitted on those data, and the null is rejected when the observed
+    assignment's statistic is among the most extreme (docs/methods/did.md, "Randomization
+    inference").
+    """
+    treated_post = post_rows(sample, positions).astype(float)
+    assignments = test.assignments
+
+    def statistics_at(theta: float) -> np.ndarray:
+        if sample.family == "poisson":
+            base = sample.exposure if sample.exposure is not None else np.ones(len(sample.y))
+            shifted = replace(sample, exposure=base * np.exp(theta * treated_post))
+        else:
+            shifted = replace(sample, y=sample.y - theta * treated_post)
+        return np.array([estimate(shifted, sample.positions(a), estimator, covariance=False,
+                                  start=observed.params).statistic for a in assignments])
+
+    return invert_randomization_test(statistics_at, observed.statistic, observed.se, alpha, test.smallest_p,
+                                     p_at_zero=test.p_value, linear=sample.family == "linear",
+                                     statistics_at_zero=test.statistics)
+
+
+def _interval_note(inverted, test, n_treated: int, n_units: int, alpha: float) -> str | None:
+    """Why the randomization interval has no end, in plain words (None when it has both)."""
+    level = f"{1 - alpha:.0%}"
+    if inverted.reason == "too_few_assignments":
+        areas = "one adopting area" if n_treated == 1 else f"{n_treated} adopting areas"
+        return (f"with {areas} among {n_units} no interval at {level} is possible: the adoption dates can be "
+                f"re-assigned in only {test.n_assignments} ways, so the smallest p-value is "
+                f"{test.smallest_p:.3g}, not below {alpha:g}")
+    if inverted.reason == "unbounded":
+        if inverted.low is None and inverted.high is None:
+            return (f"the randomization test rejects no effect on either side of the estimate at {level}, so the "
+                    "interval is unbounded")
+        return (f"the randomization test rejects no effect {'below' if inverted.low is None else 'above'} the "
+                f"estimate at {level}, so the interval is unbounded on that side")
+    return None
+
+
+def _interval_method(inference: str) -> str:
+    return {"analytic": "Wald (cluster-robust by area)",
+            "randomization": "randomization test inversion",
+            "wild_cluster": "wild cluster bootstrap test inversion"}[inference]
+
+
+def _absolute_bounds_from_ratio(details: dict, ratio: float, low: float | None, high: float | None) -> None:
+    """Counts a year at the ratio's interval ends (expected with / expected without = ratio)."""
+    per_year = details["per_year"]
+    with_effect = per_year / (1.0 - 1.0 / ratio) if ratio != 1.0 else None
+
+    def at(end):
+        if end is None or with_effect is None or not np.isfinite(with_effect):
+            return None
+        return float(with_effect * (1.0 - 1.0 / end))
+
+    details["per_year_ci_low"], details["per_year_ci_high"] = at(low), at(high)
+    details["per_year_se"] = None
+    details["per_year_interval_method"] = "the ratio's interval ends applied to the expected count with the effect"
+
+
 # ----------------------------------------------------------------------------- details and checks
 def _absolute_details(details: dict, observed: DiDFit, sample: DiDSample, per_year: int, crit: float) -> None:
     """Translate the ratio into reports: in all treated post area-periods, per area-period, a year."""
@@ -343,10 +419,12 @@ def _inference_reason(spec, n_treated: int, n_units: int, record: dict) -> str:
         how = (f"every one of the {record['n_assignments']} ways" if record.get("exhaustive")
                else f"{record['reps']} random re-assignments")
         return (f"randomization inference: {why}; the p-value compares the estimate with {how} of the adoption dates "
-                f"across the {n_units} areas")
+                f"across the {n_units} areas, and the interval holds the effects that test does not reject "
+                "(test inversion)")
     if spec.inference == "wild_cluster":
         return (f"restricted wild cluster bootstrap with {spec.weights.capitalize()} weights: {why}; no effect is imposed "
-                f"and area-level residuals are re-signed {record['reps']} times")
+                f"and area-level residuals are re-signed {record['reps']} times; the interval holds the effects that "
+                "test does not reject (test inversion)")
     if few:
         return (f"cluster-robust standard errors by area (as declared), although only {n_treated} area"
                 f"{'s' if n_treated != 1 else ''} adopted, so they may over-reject: see the few_treated check")

@@ -26,6 +26,7 @@ from ..results import Analysis, Check, Estimate
 from . import MethodResult
 from .aggte import Aggregation, aggregate_all, make_plan, share_weighted
 from .att_gt import NEVER, GroupTime, GroupTimeError, group_time_att, standard_errors
+from .pretrend import pooled_pre_trend_test
 
 #: fewer treated units than this and the check warns (cluster-robust inference over-rejects)
 FEW_TREATED = 6
@@ -90,8 +91,15 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         tm = None if event_tm is None else (event_tm.values[j], event_tm.influence[:, j])
         result.estimates.append(reporter.estimate(f"event_{int(e)}", event.values[j], event.influence[:, j], tm,
                                                   extra={"event_time": int(e), "cohorts": cohorts_at[j]}))
-    _refuse_empty_headline(design, simple_estimate, ratio, key)
+    sparse = _sparse_base_check(gt, plan, panel, common) if ratio else None
+    if sparse is not None and sparse.status == "fail":
+        if simple_estimate.estimate is not None:
+            _refuse_empty_headline(design, simple_estimate, ratio, key)   # a degenerate spread stops as before
+        _withhold_ratios(result.estimates, sparse.detail)
+    _refuse_empty_headline(design, simple_estimate, ratio and simple_estimate.scale == "ratio", key)
     result.checks += _checks(design, spec, gt, plan, att["dynamic"], panel, outcome, transition)
+    if sparse is not None:
+        result.checks.append(sparse)
     result.analysis = Analysis(
         method=spec.method, outcome=outcome.name,
         label=f"Staggered difference-in-differences (Callaway & Sant'Anna), {spec.control_group.replace('_', '-')} comparison",
@@ -104,6 +112,12 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         series=reporter.event_series(gt, plan, event, event_tm, transition, spec),
         notes=panel.notes,
     )
+    if sparse is not None and sparse.status == "fail":
+        series = result.analysis.series
+        for name in ("ratio", "ratio_ci_low", "ratio_ci_high"):
+            series[name] = [None] * len(series.get(name, []))
+        series["ratio_withheld"] = True
+        result.analysis.settings["scale"] = "difference (ratio withheld: sparse base counts)"
     return result
 
 
@@ -507,11 +521,84 @@ def _per_year(design: Design, plan, gt: GroupTime, panel: _PanelArrays, inferenc
             "per_year_meaning": f"change in the count a year across the {int(gt.cohort_size.sum())} treated units once adopted"}
 
 
+# ----------------------------------------------------------------------------- sparse ratios
+#: below this effective number of counts in the adopting cohorts' base periods the ratio's
+#: counterfactual (treated rate minus the ATT) is too noisy to divide by: the ratio is
+#: withheld and the rate difference reported (Poisson relative SE 1/sqrt(25) = 20%)
+MIN_BASE_COUNTS = 25
+#: below this the check warns (relative SE above 10%: the ratio's interval is skewed)
+WARN_BASE_COUNTS = 100
+
+
+def _sparse_base_check(gt: GroupTime, plan, panel: _PanelArrays, common: dict) -> Check:
+    """Whether the ratio's counterfactual rests on enough counts in the base periods.
+
+    Every post-adoption ATT(g,t) compares with cohort g's base period (g - 1 - anticipation),
+    so the counterfactual rate of a cohort rests on its units' counts in that one period.
+    With B_g counts there and cohort g's share s_g of the simple aggregate, the base counts'
+    Poisson noise alone gives the counterfactual a relative standard error of about
+    sqrt(sum_g s_g^2 / B_g) = 1 / sqrt(B_eff). When B_eff < MIN_BASE_COUNTS the ratio
+    Y1 / (Y1 - ATT) divides by a near-arbitrary number (a sparse panel gave 9.55 with an
+    interval of 0.037 to 2480 where PPML gave 0.70), so it is withheld.
+    """
+    counts = panel.outcome * panel.exposure / panel.per if panel.has_exposure else panel.outcome
+    post = np.flatnonzero(plan.post)
+    weight = np.bincount(gt.cohort_index[post], weights=plan.share[post], minlength=gt.cohorts.size)
+    weight = weight / weight.sum() if weight.sum() > 0 else weight
+    rows = []
+    inverse = 0.0
+    for j, g in enumerate(gt.cohorts):
+        cells = post[gt.cohort_index[post] == j]
+        if cells.size == 0:
+            continue
+        base = int(gt.base[cells[0]])
+        members = gt.unit_cohort == g
+        total = float(np.nansum(counts[members, base]))
+        rows.append({"cohort": panel.label(g), "base_period": panel.label(base), "base_counts": total,
+                     "weight": float(weight[j])})
+        inverse += weight[j] ** 2 / total if total > 0 else np.inf
+    effective = float(1.0 / inverse) if inverse > 0 else 0.0
+    values = {"effective_base_counts": effective, "threshold_withhold": MIN_BASE_COUNTS,
+              "threshold_warn": WARN_BASE_COUNTS, "cohorts": rows,
+              "relative_se_of_base": float(np.sqrt(inverse)) if np.isfinite(inverse) else None}
+    smallest = min(rows, key=lambda r: r["base_counts"]) if rows else None
+    where = (f" (fewest: cohort {smallest['cohort']}, {smallest['base_counts']:.0f} counts in "
+             f"{smallest['base_period']})") if smallest else ""
+    if effective < MIN_BASE_COUNTS:
+        return Check("sparse_ratio", "fail",
+                     f"the adopting units' counts in their base periods amount to about {effective:.0f} "
+                     f"(fewer than {MIN_BASE_COUNTS}){where}: the rate they would have had without the intervention "
+                     "is too uncertain to divide by, so the ratio is withheld and the change is reported as a "
+                     "difference in rates; consider method: did (Poisson), a coarser data.frequency, or more areas",
+                     values={**values, "ratio_withheld": True}, **common)
+    if effective < WARN_BASE_COUNTS:
+        return Check("sparse_ratio", "warn",
+                     f"the adopting units' counts in their base periods amount to about {effective:.0f} "
+                     f"(fewer than {WARN_BASE_COUNTS}){where}: the ratio's interval leans on a noisy base; read the "
+                     "difference in rates beside it", values={**values, "ratio_withheld": False}, **common)
+    return Check("sparse_ratio", "pass", f"the ratio's base periods hold about {effective:.0f} counts.",
+                 values={**values, "ratio_withheld": False}, **common)
+
+
+def _withhold_ratios(estimates: list[Estimate], why: str) -> None:
+    """Report the difference in rates instead of the ratio; the ratio is kept in details."""
+    for e in estimates:
+        if e.scale != "ratio":
+            continue
+        d = e.details
+        d["ratio_withheld"] = {"estimate": e.estimate, "se_log": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high,
+                               "p_value": e.p_value, "why": why}
+        e.scale, e.estimate, e.se = "difference", d["difference"], d["difference_se"]
+        e.ci_low, e.ci_high, e.p_value = d["difference_ci_low"], d["difference_ci_high"], d["difference_p_value"]
+        d["se_scale"] = "identity"
+
+
 # ----------------------------------------------------------------------------- checks
 def _checks(design: Design, spec, gt: GroupTime, plan, event: Aggregation, panel: _PanelArrays, outcome,
             transition: int) -> list[Check]:
     common = {"method": spec.method, "outcome": outcome.name}
-    checks = [pre_trend_check(design, gt, event, common, reference=_reference(panel.outcome))]
+    checks = [pre_trend_check(design, gt, event, common, reference=_reference(panel.outcome), outcome=panel.outcome,
+                              spec=spec)]
     treated = int(gt.cohort_size.sum())
     never = int(np.sum(gt.unit_cohort == NEVER))
     if treated < FEW_TREATED:
@@ -532,47 +619,72 @@ def _checks(design: Design, spec, gt: GroupTime, plan, event: Aggregation, panel
     return checks
 
 
-def pre_trend_check(design: Design, gt: GroupTime, event: Aggregation, common: dict, reference: float = 1.0) -> Check:
-    """R did's Wald pre-test; with more pre-period cells than the data can test, a binned one.
+def pre_trend_check(design: Design, gt: GroupTime, event: Aggregation, common: dict, reference: float = 1.0,
+                    outcome: np.ndarray | None = None, spec=None) -> Check:
+    """Parallel pre-trends: a pooled-bin test that holds its size decides; R did's Wald pre-test is kept.
 
-    R's statistic: W = theta' V^-1 theta over the pre-period ATT(g,t) (t < g) with a
-    non-zero standard error, V their analytic covariance, chi2 with as many degrees of
-    freedom as cells. When V is singular (monthly data: more pre-period cells than
-    units) R returns no test; evalkit then tests the pre-period event-study coefficients
-    averaged in bins of a year of event time (e = -1..-P, -P-1..-2P, ...; P periods a
-    year), keeping the most recent n - 2 bins at most.
+    The deciding test (:func:`evalkit.methods.pretrend.pooled_pre_trend_test`): unit-level
+    changes from the year before adoption to one or two earlier yearly bins, compared
+    between each cohort and its comparison units, with a Welch / Hotelling-type
+    small-sample reference; ``values["calibrated"]`` says whether its degrees of freedom
+    allow it to hold its size (only then does a failure lower the design level:
+    evidence.py). Under parallel trends it rejects near alpha on monthly and yearly panels
+    (tests/test_calibration_did.py; docs/methods/staggered_did.md).
+
+    R did's statistic is kept in ``values["r_did"]``: W = theta' V^-1 theta over the
+    pre-period ATT(g,t) (t < g) with a non-zero standard error, V their analytic
+    covariance, chi2 with as many degrees of freedom as cells, None when V is singular
+    (R's rcond rule). With many pre-period cells for few units it over-rejects badly, so it
+    never decides. Without the panel (``outcome`` None) nothing decides and the check warns.
     """
     n = gt.n
     se = gt.se
     pre = np.flatnonzero((gt.period < gt.cohort) & np.isfinite(gt.att) & (se > DEGENERATE * reference))
-    if pre.size == 0:
+    r_test = _wald(gt.att[pre], gt.influence[:, pre], n) if pre.size else None
+    r_did = None
+    if r_test is not None:
+        r_did = {"test": "att_gt_wald", "W": r_test[0], "df": r_test[1], "p_value": float(stats.chi2.sf(*r_test)),
+                 "calibrated": None, "calibration": "not assessed for this design: R did's chi2 pre-test held its "
+                 "size with many units per pre-period cell (an mpdta-like yearly panel: 5.2% at alpha 0.05) and "
+                 "over-rejected badly with many cells for few units (91% with 25 cells and 48 units); reported for "
+                 "comparison with R did, it never decides"}
+    per_year = PERIODS_PER_YEAR[design.data.frequency]
+    pooled = None
+    if outcome is not None:
+        pooled = pooled_pre_trend_test(outcome, gt.unit_cohort, per_year, anticipation=spec.anticipation if spec else 0,
+                                       control_group=spec.control_group if spec else "never_treated", never=NEVER)
+    if pooled is None and pre.size == 0:
         return Check("pre_trends", "warn", "no pre-adoption cells to test parallel trends on.",
-                     values={"test": None}, **common)
-    test = _wald(gt.att[pre], gt.influence[:, pre], n)
-    kind = "att_gt_wald"
-    if test is None:
-        per_year = PERIODS_PER_YEAR[design.data.frequency]
-        labels = event.labels
-        pre_e = labels < 0
-        bins = (-labels[pre_e] - 1) // per_year                      # 0 = the year before adoption
-        n_bins = int(bins.max()) + 1
-        use = min(n_bins, max(1, n - 2))
-        values = np.array([event.values[pre_e][bins == b].mean() for b in range(use)])
-        influence = np.column_stack([event.influence[:, pre_e][:, bins == b].mean(axis=1) for b in range(use)])
-        test = _wald(values, influence, n)
-        kind = "event_study_binned_wald"
-        if test is None:
-            return Check("pre_trends", "warn", "the pre-period covariance is singular, so no Wald pre-test could be "
-                         "computed.", values={"test": None, "cells": int(pre.size)}, **common)
-    W, df = test
-    p = float(stats.chi2.sf(W, df))
-    status = "fail" if p < design.alpha else "pass"
-    what = (f"{df} pre-adoption ATT(g,t)" if kind == "att_gt_wald"
-            else f"{df} yearly bins of pre-adoption event-study coefficients")
+                     values={"test": None, "calibrated": False, "r_did": r_did}, **common)
+    if pooled is None:
+        return Check("pre_trends", "warn", "too few periods before adoption (a year before the year before adoption) "
+                     "or too few units for the pooled pre-trend test; no calibrated test of parallel trends could be "
+                     "computed" + (f" (R did's pre-test, for comparison: W = {r_did['W']:.2f}, chi2 "
+                                   f"p = {r_did['p_value']:.3f})" if r_did else "") + ".",
+                     values={"test": None, "calibrated": False, "r_did": r_did, "pre_cells": int(pre.size),
+                             **({"W": r_did["W"], "df": r_did["df"]} if r_did else {})}, **common)
+    p = pooled["p_value"]
+    rejected = p < design.alpha
+    calibrated = pooled["calibrated"]
+    status = "pass" if not rejected else ("fail" if calibrated else "warn")
     verdict = ("the comparison units' trends differed before adoption, so parallel trends is doubtful"
-               if status == "fail" else "no clear difference in trends before adoption")
-    return Check("pre_trends", status, f"Wald test of {what} jointly zero: W = {W:.2f}, p = {p:.3f}; {verdict}.",
-                 values={"test": kind, "W": W, "df": df, "p_value": p, "pre_cells": int(pre.size)}, **common)
+               if rejected else "no clear difference in trends before adoption")
+    if rejected and not calibrated:
+        verdict += " (but the test has too few units to be trusted, so the design level is not lowered)"
+    bins = "; ".join(f"{b['bin']}: {b['estimate']:+.3g} (se {b['se']:.2g})" for b in pooled["bins"])
+    detail = (f"change from the year before adoption to {pooled['df']} earlier yearly bin(s), adopting vs comparison "
+              f"units ({bins}), jointly zero: F = {pooled['F']:.2f} on {pooled['df']} and "
+              f"{pooled['df_effective'] - pooled['df'] + 1:.1f} degrees of freedom, p = {p:.3f}; {verdict}.")
+    if r_did is not None:
+        detail += (f" R did's pre-test, for comparison: W = {r_did['W']:.2f} on {r_did['df']} cells, "
+                   f"p = {r_did['p_value']:.3f}.")
+    values = {"test": "pooled_bins_welch_hotelling", "p_value": p, "calibrated": calibrated,
+              "calibration": pooled["calibration"], "F": pooled["F"], "T2": pooled["T2"], "df": pooled["df"],
+              "df_effective": pooled["df_effective"], "bins": pooled["bins"], "cohorts": pooled["cohorts"],
+              "pre_cells": int(pre.size), "r_did": r_did, "alpha": design.alpha}
+    if r_did is not None:
+        values["W"] = r_did["W"]
+    return Check("pre_trends", status, detail, values=values, **common)
 
 
 def _wald(theta: np.ndarray, influence: np.ndarray, n: int):
