@@ -17,6 +17,7 @@ def test_shipped_spoc_design_is_the_example_template():
 
 def test_example_command_regenerates_the_shipped_data(tmp_path):
     design = write_example("spoc-rollout", tmp_path)
+    assert design.name == "spoc_rollout.yaml"  # named after the example: outputs never replace another's
     for name in ("episodes.csv.gz", "population.csv", "truth.json"):
         assert (tmp_path / name).read_bytes() == (ROOT / "examples" / "spoc" / name).read_bytes(), name
     assert evalkit.load_design(design).data.source == "episodes.csv.gz"
@@ -44,5 +45,20 @@ def test_spoc_example_runs_end_to_end():
 
 def test_sicily_example_writes_a_runnable_design(tmp_path):
     design = write_example("sicily-smoking-ban", tmp_path)
+    assert design.name == "sicily_smoking_ban.yaml"
     results = evalkit.run(evalkit.load_design(design))
     assert abs(results.estimate("level_change").estimate - 0.885072) < 1e-6
+
+
+def test_two_examples_share_a_folder_without_replacing_each_others_design(tmp_path):
+    """Each example's design is named after it, so its default output folder is its own."""
+    from click.testing import CliRunner
+
+    from evalkit.cli import main
+
+    sicily = write_example("sicily-smoking-ban", tmp_path)
+    (tmp_path / "spoc_rollout.yaml").write_text("another example's design\n", encoding="utf-8")
+    assert sicily.name == "sicily_smoking_ban.yaml"
+    assert (tmp_path / "spoc_rollout.yaml").read_text(encoding="utf-8") == "another example's design\n"
+    result = CliRunner().invoke(main, ["example", "sicily-smoking-ban", "--out", str(tmp_path / "again")])
+    assert result.exit_code == 0 and "reports/out/sicily_smoking_ban/" in result.output

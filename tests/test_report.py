@@ -3,6 +3,7 @@ and rendering in a real browser (headless Chromium)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -31,7 +32,8 @@ def spoc_html(spoc_results):
 
 
 def test_sections_in_the_contract_order(spoc_html):
-    order = ["What we found", "How strong is the evidence?", "Effect", "Mechanism", "Moderators", "Implementation",
+    order = ["What we found", "What this means", "How strong is the evidence?", "Effect", "Mechanism", "Moderators",
+             "Implementation",
              "Economic cost", "The data", "Assumption checks", "Technical annex", "Reproducibility"]
     positions = [spoc_html.index(f">{title}") for title in order]
     assert positions == sorted(positions)
@@ -116,9 +118,93 @@ def test_technical_audience_opens_the_annex(spoc_results):
     assert "<details>" in render_html(spoc_results)
 
 
+def _commissioner_text(html: str) -> str:
+    """The words of the commissioner-facing sections: headline, what this means, evidence box, EMMIE."""
+    import html as html_module
+
+    sections = re.findall(r'<section[^>]*data-audience="commissioner"[^>]*>.*?</section>', html, flags=re.S)
+    body = re.sub(r"<svg.*?</svg>", " ", " ".join(sections), flags=re.S)
+    return re.sub(r"\s+", " ", html_module.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_commissioner_sections_carry_no_test_statistics(spoc_results, spoc_html):
+    from evalkit.report.words import STATISTICS
+
+    text = _commissioner_text(spoc_html)
+    for title in ("What we found", "What this means", "How strong is the evidence?", "Effect", "Mechanism",
+                  "Moderators", "Implementation", "Economic cost"):
+        assert title in text
+    assert not STATISTICS.search(text), STATISTICS.findall(text)
+    # ... while the statistics are still in the report, in the checks and the annex
+    assert "Wald" in spoc_html and STATISTICS.search(spoc_html)
+    assert "per period" not in text and "-3.67" not in text and "3.67 hours sooner" in text
+
+
+def test_what_this_means_says_what_is_supported_what_is_not_and_what_would_help(spoc_html):
+    text = _commissioner_text(spoc_html)
+    means = text[text.index("What this means"):text.index("How strong is the evidence?")]
+    assert "What the evidence supports" in means and "time to found: 3.67 hours sooner" in means
+    assert "What it does not show" in means and "A clear change in missing reports" in means
+    assert "What would make it stronger" in means and "30 months after it" in means and "More areas" in means
+    assert "could reliably detect" not in means   # no diagnosis given: no detectable-change sentence
+
+
+def test_the_evidence_box_says_why_a_failing_analysis_differs_from_the_headline(spoc_html):
+    text = _commissioner_text(spoc_html)
+    box = text[text.index("How strong is the evidence?"):text.index("Effect")]
+    assert "FAIL" in box.upper() and "already moving apart before the change" in box
+    assert "Why another analysis of missing reports differs" in box
+    assert "whose own check of the period before the change passed" in box
+
+
+def test_cost_asserts_no_saving_when_the_range_spans_no_change(spoc_results, spoc_html):
+    text = _commissioner_text(spoc_html)
+    cost = text[text.index("Economic cost"):]
+    low, high = sorted(spoc_results.evidence["economics"]["police_cost_saved_range"])
+    assert low < 0 < high
+    assert "No net saving can be claimed" in cost and "net saving of" not in cost
+    assert "2014 prices" in cost and "Shalev Greene" in cost and "7 adopting areas" in cost
+
+
+def test_subtitle_schedule_annex_seed_and_grouped_estimates(spoc_html):
+    assert "3 areas from 2021-04, 2 from 2022-01, 2 from 2022-10" in spoc_html
+    assert "seed: 20240510" in spoc_html and "20,240,510" not in spoc_html
+    assert "estimation: none" not in spoc_html and "estimation: unadjusted" in spoc_html
+    assert spoc_html.count('<details class="events">') == 1   # event-study rows folded
+    assert "left out of the fit (excluded period)" in spoc_html and "phase-in (not fitted)" in spoc_html
+
+
+#: problems a table can have at a width: a cell off-screen (outside any scroll region with a cue)
+TABLE_REACH = """(width) => {
+  const problems = [];
+  for (const table of document.querySelectorAll('table')) {
+    const scroller = table.closest('.scroll');
+    if (scroller) {
+      if (scroller.tabIndex < 0) problems.push('scroll region not focusable');
+      if (scroller.scrollWidth > scroller.clientWidth + 1) {
+        const cue = scroller.querySelector('.scroll-cue');
+        if (!cue || cue.getBoundingClientRect().height === 0) problems.push('a table scrolls with no cue');
+      }
+      continue;
+    }
+    for (const cell of table.querySelectorAll('td')) {
+      const box = cell.getBoundingClientRect();
+      if (box.width === 0) continue;
+      if (box.right > width + 1 || box.left < -1)
+        problems.push(`cell "${cell.innerText.slice(0, 30)}" of ${table.className || 'a table'} is off-screen`);
+    }
+  }
+  return problems;
+}"""
+
+AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
+
+
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path, spoc_results):
     from playwright.sync_api import sync_playwright
+
+    from evalkit.report.words import STATISTICS
 
     report = evalkit.render_report(spoc_results, tmp_path / "report.html")
     hostile = evalkit.run(evalkit.load_design(hostile_project(tmp_path)))
@@ -128,8 +214,8 @@ def test_report_renders_in_headless_chromium(tmp_path, spoc_results):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        for path in (report, hostile_report):
-            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        for (path, width) in [(p, w) for p in (report, hostile_report) for w in (1280, 390)]:
+            page = browser.new_page(viewport={"width": width, "height": 844 if width == 390 else 900})
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
@@ -144,8 +230,26 @@ def test_report_renders_in_headless_chromium(tmp_path, spoc_results):
                 assert box and box["width"] > 200 and box["height"] > 80
                 assert figures.nth(i).locator("path, line, text").count() > 10
             assert page.locator("#headline").inner_text().strip()
-            width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 390 + 1, "the page scrolls sideways on a phone"
+            # figure text readable without zoom: on a phone the figure scrolls inside its own region
+            # rather than shrinking its text (median text box of at least 14 px)
+            heights = page.evaluate("[...document.querySelectorAll('figure svg text')]"
+                                    ".map(t => t.getBoundingClientRect().height).filter(h => h > 0)")
+            assert sorted(heights)[len(heights) // 2] >= 14, (width, sorted(heights)[len(heights) // 2])
+            shots = os.environ.get("EVALKIT_SCREENSHOTS")   # docs/report-desktop.png, docs/report-phone.png
+            if shots and path == report:
+                page.screenshot(path=str(Path(shots) / f"report-{'phone' if width == 390 else 'desktop'}.png"))
+            page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width + 1, f"the page scrolls sideways at {width} px"
+            assert page.evaluate(TABLE_REACH, width) == [], width
+            text = " ".join(page.locator('[data-audience="commissioner"]').all_inner_texts())
+            assert "What this means" in text and not STATISTICS.search(text), STATISTICS.findall(text)
+            # accessibility: axe-core (vendored, MPL-2.0), no serious or critical violations
+            page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+            violations = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']}))"
+                                       ".violations.map(v => [v.id, v.impact, v.nodes.length])")
+            serious = [v for v in violations if v[1] in ("serious", "critical")]
+            assert serious == [], (width, serious)
             page.close()
         browser.close()
     assert problems == []
