@@ -9,6 +9,7 @@ Every problem a user can fix (a design key, a data row, a missing file) is raise
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -38,8 +39,22 @@ class EvalkitError(Exception):
     def message(self) -> str:
         place = self.where if not self.key else f"{self.where}:{self.key}"
         text = f"{place}: {self.what}; {self.fix}"
-        # one line, always: a value quoted from a hostile file must not break it
-        return " ".join(text.split())
+        # one line, always: a value quoted from a hostile file must not break it, and no
+        # control character (a terminal escape sequence in a cell) reaches the terminal raw
+        return printable(" ".join(text.split()))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown escaped (``\\x1b``), never raw.
+
+    A unit name, a cell or a design value may hold terminal escape sequences (which can
+    recolour, hide or rewrite what a terminal shows) or bidirectional overrides; whatever
+    evalkit prints passes through here. Tabs and line breaks are left to the caller.
+    """
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(text))
 
 
 #: The name SPEC.md uses for errors raised while loading a design; the same type.

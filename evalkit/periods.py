@@ -80,4 +80,8 @@ def parse_timestamp_end_of_day(value) -> pd.Timestamp:
     text = str(value).strip()
     if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", text):
         return pd.Timestamp(text) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    # a date-time in ISO 8601 only: 01/03/2024 could be the 1st of March or the 3rd of January,
+    # and 2024-03 is a month, not a moment
+    if not re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?", text):
+        raise ValueError(f"'{text[:40]}' is not an ISO date (2024-03-31) or date-time (2024-03-31T23:59)")
     return pd.Timestamp(text)

@@ -101,6 +101,7 @@ def postgres():
 @pytest.fixture
 def pg_password(monkeypatch):
     monkeypatch.setenv("EVALKIT_DB_PASSWORD", PG_PASSWORD)
+    monkeypatch.setenv("EVALKIT_DB_PASSWORD_HOSTS", f"127.0.0.1:{PG_PORT}")  # the only host that may get it
     return PG_PASSWORD
 
 
@@ -204,6 +205,7 @@ def test_postgres_connection_is_read_only(postgres, pg_password, tmp_path):
 def test_credentials_come_from_the_environment_and_are_never_printed(postgres, tmp_path, monkeypatch):
     design = write_design(tmp_path, f"  source: {postgres}\n  table: spoc_episodes")
     monkeypatch.setenv("EVALKIT_DB_PASSWORD", "not-the-password-7Qx")
+    monkeypatch.setenv("EVALKIT_DB_PASSWORD_HOSTS", f"127.0.0.1:{PG_PORT}")
     monkeypatch.delenv("PGPASSWORD", raising=False)
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
     result = CliRunner().invoke(main, ["run", str(design), "--out", str(tmp_path / "out")])
@@ -225,17 +227,16 @@ def test_a_password_in_the_design_is_refused_and_masked(tmp_path):
 
 
 def test_environment_references_in_the_url(postgres, pg_password, tmp_path, monkeypatch, csv_reference):
-    source = ("  source: postgresql://${EVALKIT_TEST_PGUSER}:${EVALKIT_TEST_PGPASS}@127.0.0.1:${EVALKIT_TEST_PGPORT}/evalkit\n"
+    # ${NAME} is expanded in the database only, from an allow-list (docs/data-sources.md)
+    source = (f"  source: postgresql://evalkit@127.0.0.1:{PG_PORT}/${{EVALKIT_DB_NAME}}\n"
               "  query: SELECT * FROM spoc_episodes WHERE force IN (:a, :b, :c)\n"
               "  params: {a: Northshire, b: Westdale, c: Elmshire}")
     design = write_design(tmp_path, source)
-    monkeypatch.delenv("EVALKIT_DB_PASSWORD")
-    monkeypatch.setenv("EVALKIT_TEST_PGUSER", "evalkit")
-    monkeypatch.setenv("EVALKIT_TEST_PGPORT", str(PG_PORT))
-    with pytest.raises(evalkit.EvalkitError, match="EVALKIT_TEST_PGPASS, which is not set") as info:
+    monkeypatch.delenv("EVALKIT_DB_NAME", raising=False)
+    with pytest.raises(evalkit.EvalkitError, match="EVALKIT_DB_NAME, which is not set") as info:
         load(design)
     assert PG_PASSWORD not in info.value.message
-    monkeypatch.setenv("EVALKIT_TEST_PGPASS", PG_PASSWORD)
+    monkeypatch.setenv("EVALKIT_DB_NAME", "evalkit")
     assert_same_data(load(design), csv_reference)
 
 

@@ -18,6 +18,8 @@ the per-cell counts are numpy ``bincount``s over (unit, period) cell numbers.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -26,22 +28,40 @@ from .sources import first_bad, release_unused_memory, row_label
 
 #: Ages accepted in an ``age`` column (children's services see young adults up to 25).
 AGE_RANGE = (0, 25)
-_TZ_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
-def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allow_empty: bool) -> pd.Series:
+_ISO_DATE = r"\d{4}-\d{1,2}-\d{1,2}"
+_ISO_TIME = r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
+_ISO_ZONE = r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)"
+#: the only forms read without a declared data.date_format: ISO 8601 date, date-time, date-time with zone
+_ISO_FORMS = {
+    "date": re.compile(rf"^{_ISO_DATE}$"),
+    "datetime": re.compile(rf"^{_ISO_DATE}{_ISO_TIME}$"),
+    "zoned": re.compile(rf"^{_ISO_DATE}{_ISO_TIME}{_ISO_ZONE}$"),
+}
+
+
+def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allow_empty: bool,
+                     date_format: str | None = None) -> pd.Series:
     """Parse a column of timestamps; empty cells become NaT when allowed.
 
-    Text in ISO 8601 (``2021-04-03 14:22``, a ``T`` or seconds allowed). A column whose
-    every value carries a time zone is converted to UTC; one that mixes values with and
-    without a zone is an error (the zone-less ones cannot be placed in time).
+    Without a declared ``date_format``, text is read only in ISO 8601 form
+    (``2021-04-03 14:22``, a ``T`` or seconds allowed, ``2021-04-03`` for a date alone):
+    ``01/04/2021`` could be the 1st of April or the 4th of January, so it is refused, never
+    guessed. With ``date_format`` (a :func:`datetime.strptime` format such as
+    ``%d/%m/%Y %H:%M``) every value must match it exactly. A column mixing dates alone with
+    date-times, or values with a time zone with values without one, is refused: they cannot
+    be placed on one clock. Zoned values are converted to UTC.
+
+    The returned Series has ``attrs["zoned"]``: whether the values carried time zones.
     """
+    zoned_column = False
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
         if getattr(parsed.dt, "tz", None) is not None:
+            zoned_column = True
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         empty = parsed.isna()
-        _check_nanosecond_range(parsed, where, column, kind)
     elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise EvalkitError(where, f"column '{column}' holds numbers, not date-times",
                            "store date-times as timestamps or as text like 2021-04-03 14:22", key=row_label(0, kind))
@@ -50,37 +70,107 @@ def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allo
             values = values.astype(object)
         text = values.astype("string").str.strip()
         empty = text.isna() | (text == "")
-        zoned = text.str.contains(_TZ_SUFFIX, regex=True).fillna(False) & ~empty
-        if zoned.any() and not zoned[~empty].all():
-            first_zoned = bool(zoned[~empty].iloc[0])
-            bad = first_bad(~empty & (zoned != first_zoned))
-            raise EvalkitError(where, f"'{text.iloc[bad][:40]}' in column '{column}' "
-                               + ("has no time zone, but earlier date-times do" if first_zoned
-                                  else "has a time zone, but earlier date-times do not"),
-                               "write every date-time with a time zone (e.g. +01:00), or none", key=row_label(bad, kind))
-        candidates = text.where(~empty)
-        try:
-            parsed = pd.to_datetime(candidates, errors="coerce", format="ISO8601", utc=bool(zoned.any()))
-        except (ValueError, TypeError, OverflowError):
-            parsed = pd.to_datetime(candidates, errors="coerce", format="mixed", utc=bool(zoned.any()))
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-        bad = first_bad(parsed.isna() & ~empty)
-        if bad is not None:
-            raise EvalkitError(
-                where, f"'{text.iloc[bad][:40]}' in column '{column}' is not a date-time",
-                "write dates as YYYY-MM-DD HH:MM", key=row_label(bad, kind),
-            )
+        if date_format is None:
+            parsed, zoned_column = _parse_iso(text, empty, where, column, kind)
+        else:
+            parsed, zoned_column = _parse_declared(text, empty, where, column, kind, date_format)
+    _check_nanosecond_range(parsed, where, column, kind)
     if not allow_empty:
         bad = first_bad(empty)
         if bad is not None:
             raise EvalkitError(where, f"column '{column}' is empty", "every episode needs a value here", key=row_label(bad, kind))
-    return parsed.astype("datetime64[ns]")
+    result = parsed.astype("datetime64[ns]")
+    result.attrs["zoned"] = zoned_column
+    return result
+
+
+def _parse_iso(text: pd.Series, empty: pd.Series, where: str, column: str, kind: str):
+    forms = {name: text.str.fullmatch(pattern.pattern).fillna(False) & ~empty for name, pattern in _ISO_FORMS.items()}
+    known = forms["date"] | forms["datetime"] | forms["zoned"]
+    bad = first_bad(~empty & ~known)
+    if bad is not None:
+        value = str(text.iloc[bad])[:40]
+        if re.match(r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}", value):
+            what, fix = (f"'{value}' in column '{column}' is not written YYYY-MM-DD; dates written like it can be "
+                         "day-first or month-first",
+                         "declare data.date_format (e.g. '%d/%m/%Y %H:%M' for UK day-first dates), or write "
+                         "YYYY-MM-DD HH:MM")
+        else:
+            what, fix = f"'{value}' in column '{column}' is not a date-time", "write dates as YYYY-MM-DD HH:MM"
+        raise EvalkitError(where, what, fix, key=row_label(bad, kind))
+    present = ~empty
+    for name, other, words in (("zoned", ("date", "datetime"), ("has a time zone", "do not")),
+                               ("date", ("datetime", "zoned"), ("is a date without a time of day", "have times"))):
+        mine = forms[name]
+        theirs = forms[other[0]] | forms[other[1]]
+        if mine.any() and theirs.any():
+            first_is_mine = bool(mine[present].iloc[0])
+            bad = first_bad(present & (theirs if first_is_mine else mine))
+            value = str(text.iloc[bad])[:40]
+            if name == "zoned":
+                what = (f"'{value}' in column '{column}' has no time zone, but earlier date-times do" if first_is_mine
+                        else f"'{value}' in column '{column}' has a time zone, but earlier date-times do not")
+                fix = "write every date-time with a time zone (e.g. +01:00), or none"
+            else:
+                what = (f"'{value}' in column '{column}' has a time of day, but earlier values are dates alone"
+                        if first_is_mine else f"'{value}' in column '{column}' {words[0]}, but earlier values {words[1]}")
+                fix = "give every value a time (e.g. 2021-04-03 00:00) or declare data.date_format"
+            raise EvalkitError(where, what, fix, key=row_label(bad, kind))
+    zoned = bool(forms["zoned"].any())
+    candidates = text.where(~empty)
+    try:
+        parsed = pd.to_datetime(candidates, errors="coerce", format="ISO8601", utc=zoned)
+    except (ValueError, TypeError, OverflowError):
+        parsed = _each(candidates, lambda v: pd.to_datetime(v, format="ISO8601", utc=zoned))
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    bad = first_bad(parsed.isna() & ~empty)
+    if bad is not None:
+        raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' is not a date-time",
+                           "write dates as YYYY-MM-DD HH:MM", key=row_label(bad, kind))
+    return parsed, zoned
+
+
+def _parse_declared(text: pd.Series, empty: pd.Series, where: str, column: str, kind: str, date_format: str):
+    zoned = "%z" in date_format or "%Z" in date_format
+    candidates = text.where(~empty)
+    try:
+        parsed = pd.to_datetime(candidates, errors="coerce", format=date_format, utc=zoned)
+    except (ValueError, TypeError, OverflowError):
+        parsed = _each(candidates, lambda v: pd.to_datetime(v, format=date_format, utc=zoned))
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    bad = first_bad(parsed.isna() & ~empty)
+    if bad is not None:
+        raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' does not match the declared "
+                           f"date_format '{date_format}'", "correct the value or data.date_format", key=row_label(bad, kind))
+    return parsed, zoned
+
+
+def _each(values: pd.Series, parse) -> pd.Series:
+    """Parse value by value (slow path, for a column with values outside what pandas parses in bulk)."""
+    out = []
+    for value in values:
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            out.append(pd.NaT)
+            continue
+        try:
+            stamp = parse(value)
+            out.append(pd.NaT if stamp is pd.NaT else stamp)
+        except (ValueError, TypeError, OverflowError):
+            out.append(pd.NaT)
+    return pd.Series(pd.to_datetime(pd.Series(out, dtype=object), errors="coerce", utc=False), index=values.index)
 
 
 def _check_nanosecond_range(values: pd.Series, where: str, column: str, kind: str) -> None:
-    """Date-times stored at another resolution (Parquet, SQL) must fit evalkit's nanoseconds."""
+    """Date-times read at another resolution (text, Parquet, SQL) must fit evalkit's nanoseconds."""
     stamps = values.to_numpy()
+    if stamps.dtype == object:  # date-times pandas could not hold in one resolution
+        for position, stamp in enumerate(stamps):
+            if stamp is not None and stamp is not pd.NaT and not (pd.Timestamp.min <= pd.Timestamp(stamp) <= pd.Timestamp.max):
+                raise EvalkitError(where, f"'{stamp}' in column '{column}' is outside the years 1678-2261",
+                                   "correct the date-time", key=row_label(position, kind))
+        return
     if stamps.dtype == np.dtype("datetime64[ns]"):
         return
     low, high = np.datetime64(pd.Timestamp.min.ceil("s")), np.datetime64(pd.Timestamp.max.floor("s"))
@@ -113,7 +203,8 @@ def _categorical(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories)
 
 
-def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at: pd.Timestamp | None) -> pd.DataFrame:
+def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at: pd.Timestamp | None,
+                      date_formats: dict | None = None) -> pd.DataFrame:
     """Turn the file's columns into evalkit's episode frame.
 
     Returns a frame with ``unit``, ``reported_at``, ``found_at`` (NaT when open),
@@ -129,9 +220,14 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
         release_unused_memory()
     episodes = pd.DataFrame({"row": np.arange(n)})
     episodes["unit"] = _unit_values(raw[columns["unit"]], where, columns["unit"], kind)
-    episodes["reported_at"] = parse_timestamps(raw[columns["reported_at"]], where, columns["reported_at"], kind, False).to_numpy()
+    formats = date_formats or {}
+    reported = parse_timestamps(raw[columns["reported_at"]], where, columns["reported_at"], kind, False,
+                                formats.get("reported_at"))
+    episodes["reported_at"] = reported.to_numpy()
+    zones = {"reported_at": reported.attrs.get("zoned", False)}
     if "found_at" in columns:
-        found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True)
+        found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True, formats.get("found_at"))
+        zones["found_at"] = found.attrs.get("zoned", False) if found.notna().any() else zones["reported_at"]
         episodes["found_at"] = found.to_numpy()
         bad = first_bad(episodes["found_at"].to_numpy() < episodes["reported_at"].to_numpy())
         if bad is not None:
@@ -154,6 +250,19 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
         episodes["age"] = _ages(raw[columns["age"]], where, columns["age"], kind)
     if "looked_after" in columns:
         episodes["looked_after"] = _parse_flag(raw[columns["looked_after"]], where, columns["looked_after"], kind)
+    if extracted_at is not None:
+        date_alone = extracted_at.tzinfo is None and extracted_at == extracted_at.normalize() + pd.Timedelta(days=1, microseconds=-1)
+        if not date_alone:  # a date alone (the end of that day) sits with zoned and local data alike
+            zones["data.extracted_at"] = extracted_at.tzinfo is not None
+        extracted_at = extracted_at.tz_convert("UTC").tz_localize(None) if extracted_at.tzinfo is not None else extracted_at
+    if len(set(zones.values())) > 1:
+        # a clock time with a zone and one without cannot be compared: durations would shift by the offset
+        with_zone = [k for k, v in zones.items() if v]
+        without = [k for k, v in zones.items() if not v]
+        raise EvalkitError(where, f"{' and '.join(with_zone)} {'has' if len(with_zone) == 1 else 'have'} a time zone but "
+                           f"{' and '.join(without)} {'does' if len(without) == 1 else 'do'} not, so "
+                           "durations between them are unknown", "give every date-time the same kind of time (all with "
+                           "a zone, or all local), in the data and in data.extracted_at")
     reported = episodes["reported_at"]
     if extracted_at is not None:
         late = first_bad(reported.to_numpy() > np.datetime64(extracted_at))

@@ -12,7 +12,7 @@ from .sources import first_bad, row_label
 
 
 def parse_period_column(raw: pd.DataFrame, time_columns: list[str], frequency: str, where: str,
-                        allow_year_only: bool = False) -> tuple[pd.Series, bool]:
+                        allow_year_only: bool = False, date_format: str | None = None) -> tuple[pd.Series, bool]:
     """Parse a period from one column (date, ``YYYY-MM``, ``2021Q2``, year) or [year, month].
 
     Returns the periods and whether they are whole years given for a finer frequency
@@ -52,12 +52,26 @@ def parse_period_column(raw: pd.DataFrame, time_columns: list[str], frequency: s
         q = text[quarter].str.replace("-", "", regex=False).str.upper()
         parsed[quarter] = pd.PeriodIndex(q.tolist(), freq="Q").asfreq(freq, how="start")
     rest = ~quarter
-    stamps = pd.to_datetime(text[rest], errors="coerce", format="mixed")
+    if date_format is not None:
+        stamps = pd.to_datetime(text[rest], errors="coerce", format=date_format)
+    else:
+        # ISO forms only: 01/04/2021 could be the 1st of April or the 4th of January
+        iso = text[rest].str.fullmatch(r"\d{4}-\d{1,2}(?:-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)?").fillna(False)
+        ambiguous = first_bad(pd.Series(~iso.to_numpy() & text[rest].str.match(r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
+                                        .fillna(False).to_numpy()))
+        if ambiguous is not None:
+            position = int(np.flatnonzero(rest.to_numpy())[ambiguous])
+            raise EvalkitError(where, f"'{str(text.iloc[position])[:40]}' in column '{column}' is not written "
+                               "YYYY-MM; dates written like it can be day-first or month-first", "declare data.date_format (e.g. '%d/%m/%Y' for UK day-first dates), or "
+                               "write periods as YYYY-MM", key=row_label(position, kind))
+        stamps = pd.to_datetime(text[rest].where(iso), errors="coerce", format="ISO8601")
     parsed[rest] = stamps.dt.to_period(freq)
     bad = first_bad(parsed.isna())
     if bad is not None:
-        raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' is not a period",
-                           "write periods as YYYY-MM (or a date, 2021Q2, or a year)", key=row_label(bad, kind))
+        what = ("does not match the declared date_format" if date_format is not None else "is not a period")
+        fix = ("correct the value or data.date_format" if date_format is not None
+               else "write periods as YYYY-MM (or a date, 2021Q2, or a year)")
+        raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' {what}", fix, key=row_label(bad, kind))
     return parsed, False
 
 

@@ -29,6 +29,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 #: The longest text value accepted in any cell: longer is a broken export, not a record.
 MAX_FIELD_CHARS = 10_000
 _SNIFF_BYTES = 1 << 16
+NEWLINE = b"\n"
 _DATABASE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
@@ -85,7 +86,7 @@ def release_unused_memory() -> None:
         pass
 
 
-def read_source(design, columns: list[str], categorical=()) -> pd.DataFrame:
+def read_source(design, columns: list[str], categorical=(), frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read ``data.source`` (a file or a database URL) and pseudonymise its person column.
 
     Parameters
@@ -105,6 +106,7 @@ def read_source(design, columns: list[str], categorical=()) -> pd.DataFrame:
         ``attrs["kind"]`` is ``csv``, ``parquet`` or ``sql`` (for row labels) and
         ``attrs["digest"]`` what :func:`sha256_of` hashes (the path, or a SourceDigest).
     """
+    from ..design import IN_MEMORY
     from .pseudonymise import pseudonym_key, pseudonymise
 
     spec = design.data
@@ -113,7 +115,12 @@ def read_source(design, columns: list[str], categorical=()) -> pd.DataFrame:
     if person is not None:
         # before reading: a missing key is reported at once, not after a long read
         key = pseudonym_key(spec.person_key_env, spec.person_key, design.where)
-    if is_database_url(spec.source):
+    if frame is not None:
+        frame = read_frame(frame, columns, categorical)
+    elif spec.source == IN_MEMORY:  # evalkit.design_from_dict without data.source
+        raise EvalkitError(design.where, "the design's data are in memory (it has no data.source)",
+                           "pass them as evalkit.run(design, data=frame), or set data.source", key="data.source")
+    elif is_database_url(spec.source):
         from .sql import read_database
 
         frame = read_database(design, columns)
@@ -129,6 +136,40 @@ def read_source(design, columns: list[str], categorical=()) -> pd.DataFrame:
             frame[person] = pseudonymise(frame[person], key)
             release_unused_memory()
     return frame
+
+
+def read_frame(frame: pd.DataFrame, columns: list[str], categorical=()) -> pd.DataFrame:
+    """The needed columns of a pandas DataFrame given in memory, read as a typed file is (Parquet).
+
+    The frame is not changed. Row numbers in messages count its rows from 1, as for Parquet;
+    ``attrs["digest"]`` fingerprints its values (pandas' stable row hashes), so the same
+    rows give the same data SHA-256 in results.json.
+    """
+    where = "data (in memory)"
+    if not isinstance(frame, pd.DataFrame):
+        raise EvalkitError(where, f"is a {type(frame).__name__}, not a pandas DataFrame",
+                           "pass a DataFrame in the design's layout (one row per episode, or per unit and period)")
+    present = [str(c) for c in frame.columns]
+    wanted = list(dict.fromkeys(columns))
+    check_columns(present, wanted, where, "data.source")
+    if len(frame) == 0:
+        raise EvalkitError(where, "has no rows", "pass the data's rows")
+    selected = frame.loc[:, [c for c in frame.columns if str(c) in set(wanted)]].copy()
+    selected.columns = [str(c) for c in selected.columns]
+    selected = selected.loc[:, ~selected.columns.duplicated()][wanted].reset_index(drop=True)
+    for column in wanted:
+        values = selected[column]
+        if values.dtype == object and values.map(lambda v: isinstance(v, str) or v is None or v != v).all():
+            selected[column] = values.astype("string")
+    for column in dict.fromkeys(categorical):
+        if column in selected and not pd.api.types.is_numeric_dtype(selected[column]) \
+                and not pd.api.types.is_datetime64_any_dtype(selected[column]):
+            selected[column] = selected[column].astype("category")
+    check_field_lengths(selected, where, "parquet")
+    hashed = pd.util.hash_pandas_object(selected.astype("string"), index=False).to_numpy()
+    selected.attrs["kind"] = "parquet"
+    selected.attrs["digest"] = SourceDigest(where, hashlib.sha256(hashed.tobytes()).hexdigest())
+    return selected
 
 
 def read_table(path: Path, where: str, columns: list[str], key: str, categorical=()) -> pd.DataFrame:
@@ -154,6 +195,8 @@ def read_table(path: Path, where: str, columns: list[str], key: str, categorical
         raise EvalkitError(where, "file not found", f"check {key} (relative paths start at the design file's folder)")
     if path.is_dir():
         raise EvalkitError(where, "is a folder, not a data file", f"point {key} at a .csv or .parquet file")
+    if not path.is_file():  # a FIFO or a device would block the read forever, or never end
+        raise EvalkitError(where, "is not a regular file (a pipe or a device?)", f"point {key} at a .csv or .parquet file")
     kind = file_kind(path)
     if kind == "unknown":
         raise EvalkitError(where, "unknown file type", "use a .csv, .csv.gz or .parquet file")
@@ -195,7 +238,7 @@ def _read_csv(path: Path, where: str, wanted: list[str], key: str, categorical: 
     raw_names = _header_names(head, sep, where)
     names = [name.strip() for name in raw_names]
     _check_delimiter(names, wanted, head, sep, where)
-    _check_columns(names, wanted, where, key)
+    check_columns(names, wanted, where, key)
     # the header as written (spaces around a name are forgiven): wanted name -> file name
     as_written = {}
     for name, raw_name in zip(names, raw_names):
@@ -251,7 +294,7 @@ def _read_csv(path: Path, where: str, wanted: list[str], key: str, categorical: 
     del table
     frame.columns = wanted
     frame = _drop_blank_rows(frame, where)
-    _check_field_lengths(frame, where, "csv")
+    check_field_lengths(frame, where, "csv")
     for column in categorical:
         frame[column] = frame[column].astype("category")
     return frame
@@ -304,12 +347,23 @@ def _first_line(text: str) -> str:
 
 
 def _first_long_row(path: Path, gzipped: bool, limit: int) -> str | None:
+    """The row of the first line at least ``limit`` bytes long, read in blocks (a line is never held whole)."""
     opener = gzip.open if gzipped else open
+    number, length = 1, 0
     try:
         with opener(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if len(line) >= limit:
-                    return f"row {number}"
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                start = 0
+                while True:
+                    end = block.find(b"\n", start)
+                    if end < 0:
+                        length += len(block) - start
+                        if length >= limit:
+                            return f"row {number}"
+                        break
+                    if length + end - start >= limit:
+                        return f"row {number}"
+                    number, length, start = number + 1, 0, end + 1
     except (OSError, EOFError, zlib.error):
         return None
     return None
@@ -350,11 +404,18 @@ def _check_utf8(path: Path, gzipped: bool, where: str) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     opener = gzip.open if gzipped else open
     rows_before = 0
+    line_length = 0  # bytes since the last line break: a line longer than a block is refused here
     try:
         with opener(path, "rb") as handle:
             while True:
                 block = handle.read(_BLOCK_BYTES)
                 final = not block
+                last_break = block.rfind(b"\n")
+                line_length = len(block) - last_break - 1 if last_break >= 0 else line_length + len(block)
+                if line_length >= _BLOCK_BYTES:
+                    raise EvalkitError(where, f"a line is longer than {_BLOCK_BYTES >> 20} MB",
+                                       "check the export: no episode record is that long",
+                                       key=f"row {rows_before + block.count(NEWLINE) + 1}")
                 held = len(decoder.getstate()[0])  # bytes of a character split by the last block
                 try:
                     decoder.decode(block, final=final)
@@ -372,7 +433,7 @@ def _check_utf8(path: Path, gzipped: bool, where: str) -> None:
         raise
 
 
-def _check_field_lengths(frame: pd.DataFrame, where: str, kind: str) -> None:
+def check_field_lengths(frame: pd.DataFrame, where: str, kind: str) -> None:
     for column in frame.columns:
         values = frame[column]
         if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(values) \
@@ -395,7 +456,7 @@ def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categoric
     try:
         parquet = pq.ParquetFile(path)
         names = parquet.schema_arrow.names
-        _check_columns(names, wanted, where, key)
+        check_columns(names, wanted, where, key)
         groups = []
         with stage(f"read {path.name} row groups", total=parquet.num_row_groups) as advance:
             for group in range(parquet.num_row_groups):
@@ -431,7 +492,7 @@ def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categoric
     return frame
 
 
-def _check_columns(present: list[str], wanted: list[str], where: str, key: str) -> None:
+def check_columns(present: list[str], wanted: list[str], where: str, key: str) -> None:
     for column in wanted:
         if column not in present:
             raise EvalkitError(

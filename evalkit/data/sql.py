@@ -1,28 +1,36 @@
-"""Reading episodes or a panel from an SQL database (SQLAlchemy 2).
+"""Reading episodes or a panel from an SQL database (SQLAlchemy 2), read-only and without leaks.
 
 ``data.source`` is a SQLAlchemy URL and ``data.query`` (with ``data.params``) or
-``data.table`` says what to read:
+``data.table`` says what to read. Three databases are supported, each read-only in fact
+(the database itself refuses to write, not just evalkit's good manners):
 
-* ``sqlite:///extract.db`` and ``duckdb:///extract.duckdb``: embedded database files,
-  resolved against the design file's folder like any other path, opened read-only
-  (SQLite ``mode=ro``; DuckDB ``read_only`` with external file access switched off);
-* ``postgresql://user@host:5432/db``: PostgreSQL through psycopg 3, every transaction
-  read-only (``default_transaction_read_only``);
-* any other SQLAlchemy URL whose driver is installed: read inside a transaction that is
-  rolled back, never committed.
+* ``sqlite:///extract.db``: the file opened with ``mode=ro`` and ``query_only``, no
+  attached databases (``ATTACH`` and ``VACUUM INTO`` would create files), temporary
+  tables kept in memory, and an authorizer that allows reading and nothing else;
+* ``duckdb:///extract.duckdb``: ``read_only``, external access (files, network,
+  extensions) switched off, no stored secrets, no spilling to a temporary folder,
+  configuration locked;
+* ``postgresql://user@host:5432/db``: psycopg 3, every transaction read-only
+  (``default_transaction_read_only``).
 
-Safety rules:
+Embedded files resolve against the design file's folder like any other path. Every
+backend gets exactly one statement (a ``;`` inside ``data.query`` is refused: a second
+statement could end the read-only transaction) and every transaction is rolled back.
 
-* parameters are bound (``:name`` placeholders in ``data.query``, values in
-  ``data.params``), never formatted into SQL text; a ``table`` name is quoted as an
-  identifier by SQLAlchemy;
-* credentials come from the environment, never from the design file: a URL holding a
-  password is refused when the design is loaded; the password is read from
-  ``EVALKIT_DB_PASSWORD`` (or, for PostgreSQL, libpq's own ``PGPASSWORD`` or
-  ``~/.pgpass``), and ``${NAME}`` in the URL is replaced by the environment variable
-  NAME (for a user or host kept out of the design file);
-* messages name the URL as the design wrote it (no expanded variables, no password) and
-  the first line of the database's own error.
+The security model (docs/data-sources.md, "What a design file may cause"):
+
+* no password in the design file, in any form (``user:pw@``, ``?password=``,
+  ``?sslkey=``, ...): :func:`check_source` refuses it when the design is loaded and names
+  the form, never the value;
+* ``${NAME}`` is expanded only in the database (from ``EVALKIT_DB_NAME`` or
+  ``PGDATABASE``), never in the driver, user, host, port or query, and never from a
+  variable that holds a secret (a URL without a user gets libpq's ``PGUSER`` or the login
+  name, as with any libpq client);
+* a password from the environment (``EVALKIT_DB_PASSWORD``, or libpq's ``PGPASSWORD``)
+  is sent only to a host listed in ``EVALKIT_DB_PASSWORD_HOSTS``; libpq's ``~/.pgpass``
+  binds its passwords to hosts itself and always applies;
+* messages show the URL as the design wrote it; a driver's message has every expanded
+  value replaced by the ``${NAME}`` it came from and every password by ``***``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import ipaddress
 import os
 import re
 import sqlite3
@@ -40,13 +49,250 @@ import pandas as pd
 
 from ..errors import EvalkitError, did_you_mean
 from .progress import stage
-from .sources import SourceDigest, _check_columns, _check_field_lengths
+from ..source_urls import (
+    BACKENDS,
+    ENV_REFERENCE,
+    PASSWORD_ENV,
+    PASSWORD_HOSTS_ENV,
+    UnsafeSource,
+    backend_of,
+    check_source,
+)
+from .sources import SourceDigest, check_columns, check_field_lengths
 
-PASSWORD_ENV = "EVALKIT_DB_PASSWORD"
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FETCH_ROWS = 100_000
 CONNECT_FIX = (f"check the URL, that the server is running, and the credentials in the environment "
-               f"({PASSWORD_ENV} or PGPASSWORD)")
+               f"({PASSWORD_ENV} with {PASSWORD_HOSTS_ENV}, or ~/.pgpass)")
+
+
+def _unsafe(exc: UnsafeSource, where: str) -> EvalkitError:
+    what, _, fix = exc.message.partition("; ")
+    return EvalkitError(where, what.removeprefix("data.source "), fix or "check data.source", key="data.source")
+
+
+class _Connection:
+    """What connecting needs: the URL with values expanded, and how to mask them in messages."""
+
+    def __init__(self, url, masks: list[tuple[str, str]], withheld: str | None, password_allowed: bool):
+        self.url = url
+        self.masks = masks  # (value, as shown), longest first
+        self.withheld = withheld  # why no password was sent, for a failed connection
+        self.password_allowed = password_allowed  # the host is listed in EVALKIT_DB_PASSWORD_HOSTS
+        self.database_as_written = ""  # the URL's database before ${NAME} was expanded
+
+
+def _expanded_url(design) -> _Connection:
+    """The URL with ``${NAME}`` expanded in the database, and the password bound to its host."""
+    source = design.data.source
+    try:
+        url = check_source(source)
+    except UnsafeSource as exc:
+        raise _unsafe(exc, design.where) from None
+    masks: list[tuple[str, str]] = []
+    for name in {design.data.person_key_env, "EVALKIT_PSEUDONYM_KEY", PASSWORD_ENV, "PGPASSWORD"}:
+        if os.environ.get(name):
+            masks.append((os.environ[name], "***"))
+
+    def expand(value):
+        if value is None:
+            return None
+
+        def replace(match):
+            name = match.group(1)
+            found = os.environ.get(name)
+            if not found:
+                raise EvalkitError(source, f"the URL names the environment variable {name}, which is not set",
+                                   f"set {name} (or write the value into data.source)", key="data.source")
+            masks.append((found, match.group(0)))
+            return found
+
+        return ENV_REFERENCE.sub(replace, value)
+
+    written = url.database or ""
+    url = url.set(database=expand(url.database))
+    withheld = None
+    allowed = _password_host_allowed(url)
+    if backend_of(url) == "postgresql":
+        password = os.environ.get(PASSWORD_ENV) or os.environ.get("PGPASSWORD")
+        variable = PASSWORD_ENV if os.environ.get(PASSWORD_ENV) else "PGPASSWORD"
+        if password and allowed:
+            if os.environ.get(PASSWORD_ENV):
+                url = url.set(password=os.environ[PASSWORD_ENV])  # else libpq sends PGPASSWORD
+        elif password:
+            place = f"{url.host}:{url.port or 5432}" if url.host else "a local socket"
+            withheld = (f"{variable} was not sent to {place} (not listed in {PASSWORD_HOSTS_ENV}): "
+                        f"list it there if that server should get the password")
+    masks = sorted({(v, shown) for v, shown in masks if v}, key=lambda item: -len(item[0]))
+    connection = _Connection(url, masks, withheld, allowed)
+    connection.database_as_written = written
+    return connection
+
+
+def password_hosts() -> list[tuple[str, int | None]]:
+    """``EVALKIT_DB_PASSWORD_HOSTS`` as (host, port or None) pairs, hosts in lower case."""
+    entries = []
+    for entry in os.environ.get(PASSWORD_HOSTS_ENV, "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, port = entry, None
+        bracketed = re.match(r"^\[([^\]]+)\](?::(\d+))?$", entry)
+        if bracketed:
+            host, port = bracketed.group(1), bracketed.group(2)
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+        entries.append((_normal_host(host), int(port) if port and port.isdigit() else None))
+    return entries
+
+
+def _normal_host(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def _password_host_allowed(url) -> bool:
+    if not url.host:
+        return False  # a local socket: libpq's peer authentication or ~/.pgpass
+    host, port = _normal_host(url.host), url.port or 5432
+    return any(host == allowed and (allowed_port is None or allowed_port == port)
+               for allowed, allowed_port in password_hosts())
+
+
+def _engine(connection: _Connection, where: str, design):
+    import sqlalchemy as sa
+
+    url = connection.url
+    backend = backend_of(url)
+    if backend not in BACKENDS:
+        raise EvalkitError(where, f"'{url.drivername}' is not a database evalkit knows",
+                           "use sqlite:///, duckdb:/// or postgresql:// (the databases evalkit reads read-only)",
+                           key="data.source")
+    try:
+        if backend == "sqlite":
+            path = _database_file(url, where, design, connection)
+            return sa.create_engine("sqlite://", creator=lambda: _sqlite_connect(path), poolclass=sa.pool.NullPool)
+        if backend == "duckdb":
+            path = _database_file(url, where, design, connection)
+            config = {"enable_external_access": False, "autoinstall_known_extensions": False,
+                      "autoload_known_extensions": False, "allow_persistent_secrets": False,
+                      "temp_directory": "", "lock_configuration": True}
+            return sa.create_engine(url.set(database=str(path)), poolclass=sa.pool.NullPool,
+                                    connect_args={"read_only": True, "config": config})
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        connect_args = {"options": "-c default_transaction_read_only=on", "connect_timeout": 10,
+                        "application_name": "evalkit"}
+        if not connection.password_allowed:
+            connect_args["password"] = ""  # libpq then skips PGPASSWORD (still reads ~/.pgpass)
+        return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+    except sa.exc.NoSuchModuleError:
+        raise EvalkitError(where, f"'{url.drivername}' is not a database evalkit knows",
+                           "use sqlite:///, duckdb:/// or postgresql:// (or install the SQLAlchemy dialect)",
+                           key="data.source") from None
+    except ImportError as exc:
+        module = getattr(exc, "name", None) or "its driver"
+        raise EvalkitError(where, f"the driver for '{url.drivername}' is not installed ({module})",
+                           f"install it (pip install {module})", key="data.source") from None
+
+
+def _database_file(url, where: str, design, connection: _Connection) -> Path:
+    database = url.database or ""
+    written = connection.database_as_written
+    if database in ("", ":memory:") or database.startswith(":memory:"):
+        raise EvalkitError(where, "names an in-memory database, which holds no data",
+                           "name the database file, e.g. sqlite:///extract.db", key="data.source")
+    path = design.resolve(database)
+    connection.masks = sorted(set(connection.masks) | {(str(path), written)}, key=lambda item: -len(item[0]))
+    if not path.exists():
+        raise EvalkitError(where, f"database file not found ({written})",
+                           "check data.source (relative paths start at the design file's folder)", key="data.source")
+    if path.is_dir():
+        raise EvalkitError(where, "names a folder, not a database file", "check data.source", key="data.source")
+    if not path.is_file():
+        raise EvalkitError(where, "names something that is not a regular file (a pipe or a device)",
+                           "export the database to a file and name that", key="data.source")
+    return path
+
+
+def _as_written(text: str, connection: _Connection) -> str:
+    """Driver text with every expanded value shown as the ``${NAME}`` it came from, every password as ***."""
+    for value, shown in connection.masks:
+        if shown == "***" or len(value) >= 6:
+            text = text.replace(value, shown)
+        else:  # a short user or database name: whole words only, so it does not garble the text
+            text = re.sub(r"(?<![\w])" + re.escape(value) + r"(?![\w])", lambda _, shown=shown: shown, text)
+    return text
+
+
+# ----------------------------------------------------------------------------- SQLite, read-only in fact
+_SQLITE_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                                  sqlite3.SQLITE_RECURSIVE})
+#: Informational pragmas SQLAlchemy's inspector runs; they read the schema and write nothing.
+_SQLITE_READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "table_list", "index_list", "index_info",
+                                  "index_xinfo", "foreign_key_list"})
+#: Settings SQLAlchemy reads when it connects (asked without a value, they change nothing).
+_SQLITE_QUERY_PRAGMAS = frozenset({"read_uncommitted", "query_only", "foreign_keys", "encoding", "journal_mode",
+                                   "user_version"})
+_SQLITE_WRITE_ACTIONS = frozenset(getattr(sqlite3, name) for name in (
+    "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TABLE",
+    "SQLITE_CREATE_TEMP_INDEX", "SQLITE_CREATE_TEMP_TABLE", "SQLITE_CREATE_TEMP_TRIGGER", "SQLITE_CREATE_TEMP_VIEW",
+    "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW", "SQLITE_DROP_INDEX", "SQLITE_DROP_TABLE", "SQLITE_DROP_TEMP_INDEX",
+    "SQLITE_DROP_TEMP_TABLE", "SQLITE_DROP_TEMP_TRIGGER", "SQLITE_DROP_TEMP_VIEW", "SQLITE_DROP_TRIGGER",
+    "SQLITE_DROP_VIEW", "SQLITE_ALTER_TABLE", "SQLITE_REINDEX", "SQLITE_ANALYZE", "SQLITE_CREATE_VTABLE",
+    "SQLITE_DROP_VTABLE") if hasattr(sqlite3, name))
+
+
+class _SQLiteReadOnly:
+    """An authorizer that lets a statement read and nothing else, remembering what it refused."""
+
+    def __init__(self):
+        self.refused: str | None = None
+
+    def __call__(self, action, arg1, arg2, database, trigger):
+        if action in _SQLITE_READ_ACTIONS:
+            if action == sqlite3.SQLITE_FUNCTION and str(arg2).lower() in ("load_extension", "readfile", "writefile",
+                                                                           "edit", "fts3_tokenizer"):
+                self.refused = f"the function {arg2}() is not allowed: evalkit only reads"
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_UPDATE and str(arg1).lower() in ("sqlite_master", "sqlite_schema"):
+            # SQLite asks this while it declares a table-valued function (json_each, pragma_table_info)
+            # for a SELECT; a statement that really changes the schema is denied by its own action first
+            # (CREATE, DROP, ALTER, ANALYZE, ATTACH), and the file is read-only and query_only besides
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_PRAGMA and (str(arg1).lower() in _SQLITE_READ_PRAGMAS
+                                                or (arg2 is None and str(arg1).lower() in _SQLITE_QUERY_PRAGMAS)):
+            return sqlite3.SQLITE_OK
+        if action in _SQLITE_WRITE_ACTIONS:
+            self.refused = "attempt to write a readonly database"
+        elif action == sqlite3.SQLITE_ATTACH:
+            self.refused = "ATTACH and VACUUM INTO are not allowed: evalkit reads the one database file and writes none"
+        elif action == sqlite3.SQLITE_PRAGMA:
+            self.refused = f"PRAGMA {arg1} is not allowed: evalkit only reads"
+        else:
+            self.refused = "only reading is allowed: evalkit opens the database read-only"
+        return sqlite3.SQLITE_DENY
+
+
+class _GuardedSQLite(sqlite3.Connection):
+    """A sqlite3 connection that carries its authorizer, so an error can say what was refused."""
+
+    evalkit_guard: _SQLiteReadOnly | None = None
+
+
+def _sqlite_connect(path: Path) -> sqlite3.Connection:
+    """The file opened read-only, with no way for a statement to write it or any other file."""
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=_GuardedSQLite)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # ATTACH and VACUUM INTO would create files
+    connection.execute("PRAGMA temp_store = MEMORY")  # sorts and temporary tables never reach the disk
+    connection.execute("PRAGMA query_only = ON")
+    connection.evalkit_guard = _SQLiteReadOnly()
+    connection.set_authorizer(connection.evalkit_guard)
+    return connection
 
 
 def read_database(design, columns: list[str]) -> pd.DataFrame:
@@ -62,19 +308,19 @@ def read_database(design, columns: list[str]) -> pd.DataFrame:
     spec = design.data
     where = spec.source
     wanted = list(dict.fromkeys(columns))
-    url, secrets_ = _expanded_url(design)
-    engine = _engine(url, where, design)
+    target = _expanded_url(design)
+    engine = _engine(target, where, design)
     try:
         with stage("read database query"):
             try:
                 connection = engine.connect()
             except Exception as exc:  # any driver: refused, unknown host, bad credentials, not a database
-                raise _database_error(exc, where, secrets_, connecting=True) from None
+                raise _database_error(exc, where, target, connecting=True) from None
             try:
                 statement = _statement(spec, connection, wanted, where)
                 result = connection.execution_options(stream_results=True).execute(statement)
                 names = [str(name) for name in result.keys()]
-                _check_columns(names, wanted, where, "data.source")
+                check_columns(names, wanted, where, "data.source")
                 rows = []
                 with stage("fetch rows") as advance:
                     for part in result.partitions(_FETCH_ROWS):
@@ -83,7 +329,7 @@ def read_database(design, columns: list[str]) -> pd.DataFrame:
             except EvalkitError:
                 raise
             except Exception as exc:  # SQLAlchemy wraps DBAPI errors; duckdb may raise its own
-                raise _database_error(exc, where, secrets_, connecting=False,
+                raise _database_error(exc, where, target, connecting=False, raw=connection,
                                       key="data.table" if spec.table is not None else "data.query") from None
             finally:
                 try:
@@ -101,97 +347,32 @@ def read_database(design, columns: list[str]) -> pd.DataFrame:
     for name in wanted:
         frame[name] = _plain_column(frame[name])
     frame.attrs["kind"] = "sql"
-    _check_field_lengths(frame, where, "sql")
+    check_field_lengths(frame, where, "sql")
     frame.attrs["digest"] = SourceDigest(where, _frame_sha256(frame))
     return frame
 
 
-# ----------------------------------------------------------------------------- URL and engine
-def _expanded_url(design):
-    """The URL with ``${NAME}`` replaced from the environment and the password attached."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    source = design.data.source
-    secrets_ = []
-
-    def replace(match):
-        name = match.group(1)
-        value = os.environ.get(name)
-        if value is None:
-            raise EvalkitError(source, f"the URL names the environment variable {name}, which is not set",
-                               f"set {name} (or write the value into data.source if it is not a secret)", key="data.source")
-        secrets_.append(value)
-        return value
-
-    text = _ENV_REFERENCE.sub(replace, source)
-    try:
-        url = make_url(text)
-    except ArgumentError:
-        raise EvalkitError(source, "is not a valid database URL",
-                           "write it like sqlite:///extract.db, duckdb:///extract.duckdb or postgresql://user@host:5432/db",
-                           key="data.source") from None
-    password = os.environ.get(PASSWORD_ENV)
-    if password and url.password is None and not url.drivername.startswith(("sqlite", "duckdb")):
-        url = url.set(password=password)
-    if url.password is not None:
-        secrets_.append(str(url.password))
-    return url, [s for s in secrets_ if s]
-
-
-def _engine(url, where: str, design):
-    import sqlalchemy as sa
-
-    backend = url.get_backend_name()
-    try:
-        if backend == "sqlite":
-            path = _database_file(url, where, design)
-
-            def connect():
-                uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
-                return sqlite3.connect(uri, uri=True, check_same_thread=False)
-
-            return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
-        if backend == "duckdb":
-            path = _database_file(url, where, design)
-            return sa.create_engine(
-                url.set(database=str(path)), poolclass=sa.pool.NullPool,
-                connect_args={"read_only": True, "config": {"enable_external_access": False}},
-            )
-        if backend == "postgresql":
-            if url.drivername in ("postgresql", "postgres"):
-                url = url.set(drivername="postgresql+psycopg")
-            return sa.create_engine(
-                url, poolclass=sa.pool.NullPool,
-                connect_args={"options": "-c default_transaction_read_only=on", "connect_timeout": 10,
-                              "application_name": "evalkit"},
-            )
-        return sa.create_engine(url, poolclass=sa.pool.NullPool)
-    except sa.exc.NoSuchModuleError:
-        raise EvalkitError(where, f"'{url.drivername}' is not a database evalkit knows",
-                           "use sqlite:///, duckdb:/// or postgresql:// (or install the SQLAlchemy dialect)",
-                           key="data.source") from None
-    except ImportError as exc:
-        module = getattr(exc, "name", None) or "its driver"
-        raise EvalkitError(where, f"the driver for '{url.drivername}' is not installed ({module})",
-                           f"install it (pip install {module})", key="data.source") from None
-
-
-def _database_file(url, where: str, design) -> Path:
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith(":memory:"):
-        raise EvalkitError(where, "names an in-memory database, which holds no data",
-                           "name the database file, e.g. sqlite:///extract.db", key="data.source")
-    path = design.resolve(database)
-    if not path.exists():
-        raise EvalkitError(where, f"database file not found ({database})",
-                           "check data.source (relative paths start at the design file's folder)", key="data.source")
-    if path.is_dir():
-        raise EvalkitError(where, "names a folder, not a database file", "check data.source", key="data.source")
-    return path
-
-
 # ----------------------------------------------------------------------------- statement
+def single_statement(query: str, where: str) -> str:
+    """``data.query`` without its final ``;``; a ``;`` anywhere else is refused.
+
+    A second statement could end the read-only transaction (``COMMIT; SET TRANSACTION
+    READ WRITE; ...``) or change a setting, so every backend gets exactly one. The rule
+    is deliberately plain (any ``;``, even inside a quoted value or a comment): a parser
+    that disagreed with the database's about quoting would let a statement through.
+    """
+    text = query.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    if ";" in text:
+        raise EvalkitError(where, "data.query holds more than one statement (a ';' before its end)",
+                           "give one SELECT; a ';' inside a quoted value or a comment counts too, so pass such values "
+                           "as :name parameters", key="data.query")
+    if not text:
+        raise EvalkitError(where, "data.query is empty", "write one SELECT", key="data.query")
+    return text
+
+
 def _statement(spec, connection, wanted: list[str], where: str):
     import sqlalchemy as sa
 
@@ -200,14 +381,23 @@ def _statement(spec, connection, wanted: list[str], where: str):
         schema = schema or None
         inspector = sa.inspect(connection)
         if not inspector.has_table(name, schema=schema):
-            tables = inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
+            tables = []
+            try:  # only for the hint; some dialects cannot list views
+                tables = inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
+            except Exception:  # the hint is a courtesy: a dialect that cannot list tables gets none
+                connection.rollback()
             raise EvalkitError(where, f"table '{spec.table}' not found{did_you_mean(name, tables)}",
                                "check data.table (schema.table for another schema)", key="data.table")
-        present = [str(c["name"]) for c in inspector.get_columns(name, schema=schema)]
-        _check_columns(present, wanted, where, "data.source")
+        table = sa.table(name, schema=schema)
+        # the columns from an empty SELECT, which every dialect answers (duckdb-engine's
+        # inspector cannot list columns under recent DuckDB releases)
+        probe = connection.execute(sa.select(sa.literal_column("*")).select_from(table).limit(0))
+        present = [str(c) for c in probe.keys()]
+        probe.close()
+        check_columns(present, wanted, where, "data.source")
         table = sa.table(name, *[sa.column(c) for c in wanted], schema=schema)
         return sa.select(*[table.c[c] for c in wanted])
-    text = spec.query.strip().rstrip(";").strip()
+    text = single_statement(spec.query, where)
     statement = sa.text(text)
     declared = set(statement.compile().params)
     params = dict(spec.params or {})
@@ -257,14 +447,21 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _database_error(exc: Exception, where: str, secrets_: list[str], connecting: bool,
-                    key: str = "data.query") -> EvalkitError:
+def _database_error(exc: Exception, where: str, target: _Connection, connecting: bool,
+                    key: str = "data.query", raw=None) -> EvalkitError:
+    """One line from a driver's error, naming only what the design wrote (no expanded value, no password)."""
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip() or type(original).__name__
-    for secret in secrets_:
-        text = text.replace(secret, "***")
-    first = " ".join(text.splitlines()[0].split())[:200]
+    if text in ("not authorized", "authorization denied") and raw is not None:  # our SQLite authorizer
+        try:
+            guard = getattr(raw.connection.dbapi_connection, "evalkit_guard", None)
+        except Exception:  # a closed connection: the plain text will do
+            guard = None
+        if guard is not None and guard.refused:
+            text = guard.refused
+    first = " ".join(_as_written(text, target).splitlines()[0].split())[:200]
     if connecting:
-        return EvalkitError(where, f"cannot connect to the database ({first})", CONNECT_FIX, key="data.source")
+        fix = CONNECT_FIX if target.withheld is None else f"{target.withheld}; {CONNECT_FIX}"
+        return EvalkitError(where, f"cannot connect to the database ({first})", fix, key="data.source")
     return EvalkitError(where, f"the database refused the query ({first})",
                         f"check {key} against the database", key=key)

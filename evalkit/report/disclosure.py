@@ -10,6 +10,7 @@ controlled; the report is.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 SUPPRESSED = "c"  # the Government Statistical Service's symbol for a confidential cell
@@ -33,17 +34,10 @@ class DisclosureRule:
         return "; ".join(parts).capitalize() + "."
 
 
-PRESETS = {"default": (10, 5), "dfe": (1, 10), "nhs": (8, 5)}
-
-
 def rule_from_design(disclosure) -> DisclosureRule:
     """Build the rule from the design's ``report.disclosure`` (preset, then overrides)."""
-    min_count, round_to = PRESETS[disclosure.preset]
-    if disclosure.min_count is not None:
-        min_count = disclosure.min_count
-    if disclosure.round_to is not None:
-        round_to = disclosure.round_to
-    return DisclosureRule(min_count=min_count, round_to=round_to, enabled=disclosure.enabled)
+    min_count, round_to, enabled = disclosure.resolved()
+    return DisclosureRule(min_count=min_count, round_to=round_to, enabled=enabled)
 
 
 def rule_from_dict(raw: dict) -> DisclosureRule:
@@ -94,3 +88,58 @@ def control_table(rows: list[list], count_columns: list[int], rule: DisclosureRu
                     smallest = min(others, key=lambda i: rows[i][j])
                     out[smallest][j] = SUPPRESSED
     return out
+
+
+#: nouns that make the number before them a count of children or episodes (or of records of them)
+COUNT_NOUNS = (r"episodes?|rows?|records?|children|child|persons?|people|reports?|incidents?|cases?|"
+               r"missing reports?|repeat reports?|found|censored")
+_COUNT_IN_TEXT = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?![\w.,%]|,\d)(\s+(?:" + COUNT_NOUNS + r"))\b",
+                            re.IGNORECASE)
+
+#: settings and details (by key) that hold counts of episodes, children or records
+COUNT_KEYS = frozenset({
+    "n_episodes", "episodes", "found", "censored", "rows", "n", "dropped_episodes", "other_areas", "phase_in",
+    "exclude_periods", "n_found", "n_censored", "events", "persons", "reports", "repeat_reports", "at_risk",
+    "dropped", "n_event", "n_risk", "trimmed",
+})
+
+
+def published_count_text(value, rule: DisclosureRule) -> str:
+    """A count as prose under the rule: "240", "fewer than 10", "0"."""
+    controlled = control_count(value, rule)
+    if controlled == SUPPRESSED:
+        return f"fewer than {rule.min_count}"
+    if isinstance(controlled, str):  # "<5": below half the rounding base
+        return f"fewer than {controlled[1:]}"
+    return f"{controlled:,}" if isinstance(controlled, int) else ""
+
+
+def control_text(text, rule: DisclosureRule):
+    """Free text (a check's detail, a note, a setting) with every count of episodes, children,
+    reports or rows put under the same rule as the tables: "3 episodes" -> "fewer than 10
+    episodes", "52,908 rows" -> "52,910 rows". Model outputs (ratios, hours, p-values) and
+    counts of areas or periods are left as they are."""
+    if not isinstance(text, str) or not rule.enabled:
+        return text
+
+    def replace(match: re.Match) -> str:
+        return published_count_text(int(match.group(1).replace(",", "")), rule) + match.group(2)
+
+    return _COUNT_IN_TEXT.sub(replace, text)
+
+
+def control_values(value, rule: DisclosureRule, key: str | None = None):
+    """A settings/details structure with counts controlled: values under a count key (at any
+    depth) by the rule, text by :func:`control_text`; everything else as it is."""
+    if isinstance(value, dict):
+        return {k: control_values(v, rule, k if k in COUNT_KEYS else key if key in COUNT_KEYS else k)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [control_values(v, rule, key) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if key in COUNT_KEYS and isinstance(value, (int, float)) and math.isfinite(value) and float(value).is_integer():
+        return published_count_text(value, rule) if rule.enabled else value
+    if isinstance(value, str):
+        return control_text(value, rule)
+    return value

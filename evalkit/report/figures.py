@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 
 PALETTE = {"observed": "#1f1f1f", "fitted": "#1b6ca8", "counterfactual": "#c0392b", "band": "#f1b6ae"}
 
-_RC = {
+STYLE = {
     "svg.hashsalt": "evalkit",
     "svg.fonttype": "none",
     "font.family": "sans-serif",
@@ -25,10 +25,12 @@ _RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "path.simplify": False,
+    # labels come from the design and the data: "$" must stay a dollar sign, never start mathtext
+    "text.parse_math": False,
 }
 
 
-def _to_svg(fig, title: str) -> str:
+def to_svg(fig, title: str) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Title": title}, bbox_inches="tight")
     plt.close(fig)
@@ -45,7 +47,7 @@ def _escape(text: str) -> str:
 
 def its_figure(series: dict, observed_published: list, y_label: str, title: str, comparison: list | None = None) -> str:
     """Observed (disclosure-controlled), fitted and counterfactual with its band."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 3.6))
         n = len(series["periods"])
         x = np.arange(n)
@@ -59,9 +61,17 @@ def its_figure(series: dict, observed_published: list, y_label: str, title: str,
         observed = np.array([np.nan if v is None else v for v in observed_published], dtype=float)
         in_fit = np.array(series["in_fit"], dtype=bool)
         ax.plot(x[in_fit], observed[in_fit], "o", ms=2.8, color=PALETTE["observed"], label="observed")
-        if (~in_fit).any():
-            ax.plot(x[~in_fit], observed[~in_fit], "o", ms=2.8, mfc="white", color=PALETTE["observed"],
+        # periods outside the fit: the phase-in (start to interruption) and declared exclusions (exclude_periods)
+        phase_in = ~in_fit & (x >= start) & (x < series["interruption_index"])
+        excluded = ~in_fit & ~phase_in
+        if phase_in.any():
+            ax.plot(x[phase_in], observed[phase_in], "o", ms=2.8, mfc="white", color=PALETTE["observed"],
                     label="phase-in (not fitted)")
+        if excluded.any():
+            for run_start, run_end in _runs(excluded):
+                ax.axvspan(run_start - 0.5, run_end + 0.5, color="#f3e6c4", alpha=0.7, linewidth=0)
+            ax.plot(x[excluded], observed[excluded], "x", ms=3.2, color="#7a5c00",
+                    label="left out of the fit (excluded period)")
         if comparison is not None:
             ax.plot(x, [np.nan if v is None else v for v in comparison], "s", ms=2.2, color="#9a9a9a",
                     label="comparison (observed)")
@@ -80,7 +90,19 @@ def its_figure(series: dict, observed_published: list, y_label: str, title: str,
         ax.set_ylabel(y_label)
         ax.set_ylim(bottom=0)
         ax.legend(frameon=False, fontsize=8, loc="lower left", ncol=2)
-        return _to_svg(fig, title)
+        return to_svg(fig, title)
+
+
+def _runs(mask) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True in a boolean array."""
+    runs, begin = [], None
+    for i, flag in enumerate(list(mask) + [False]):
+        if flag and begin is None:
+            begin = i
+        elif not flag and begin is not None:
+            runs.append((begin, i - 1))
+            begin = None
+    return runs
 
 
 def _is_year_start(label: str) -> bool:
@@ -89,7 +111,7 @@ def _is_year_start(label: str) -> bool:
 
 def acf_figure(acf: list, n: int, title: str) -> str:
     """Residual autocorrelation by lag with approximate 95% limits."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 2.4))
         lags = np.arange(1, len(acf) + 1)
         ax.vlines(lags, 0, acf, color=PALETTE["fitted"], linewidth=2)
@@ -100,7 +122,7 @@ def acf_figure(acf: list, n: int, title: str) -> str:
         ax.set_xlabel("lag (periods)")
         ax.set_ylabel("autocorrelation")
         ax.set_ylim(-1, 1)
-        return _to_svg(fig, title)
+        return to_svg(fig, title)
 
 
 def _x_ticks(ax, periods: list, n: int) -> None:
@@ -115,7 +137,7 @@ def _x_ticks(ax, periods: list, n: int) -> None:
 
 def event_study_figure(series: dict, y_label: str, title: str, max_pre: int = 24) -> str:
     """Effects by time since adoption: points with pointwise bars, a uniform band, zero line."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 3.4))
         e = np.array(series["event_time"], dtype=float)
         shown = e >= -max_pre  # the distant pre-period rests on few cohorts: show the recent years
@@ -148,12 +170,12 @@ def event_study_figure(series: dict, y_label: str, title: str, max_pre: int = 24
         ax.set_xlabel("periods since adoption")
         ax.set_ylabel("% change in rate" if use_ratio else y_label)
         ax.legend(frameon=False, fontsize=8, loc="lower left", ncol=2)
-        return _to_svg(fig, title)
+        return to_svg(fig, title)
 
 
 def synth_figure(series: dict, treated_published: list, y_label: str, title: str) -> str:
     """Treated vs synthetic (top) and the gap with every placebo gap in grey (bottom)."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.2, 5.4), sharex=True)
         periods = series["periods"]
         n = len(periods)
@@ -178,7 +200,7 @@ def synth_figure(series: dict, treated_published: list, y_label: str, title: str
         bottom.set_ylabel("gap")
         bottom.legend(frameon=False, fontsize=8, loc="lower left")
         _x_ticks(bottom, periods, n)
-        return _to_svg(fig, title)
+        return to_svg(fig, title)
 
 
 def km_figure(curves: list[dict], display_hours: float, title: str, horizon: float | None = None) -> str:
@@ -189,7 +211,7 @@ def km_figure(curves: list[dict], display_hours: float, title: str, horizon: flo
     """
     colours = ["#1b6ca8", "#1b6ca8", "#7a7a7a", "#7a7a7a"]
     styles = [":", "-", ":", "-"]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 3.6))
         for i, c in enumerate(curves):
             t = np.array(c["times"], dtype=float)
@@ -206,4 +228,4 @@ def km_figure(curves: list[dict], display_hours: float, title: str, horizon: flo
         if horizon:
             ax.axvline(horizon, color="#555555", linewidth=0.6, linestyle=":")
         ax.legend(frameon=False, fontsize=8, loc="lower right")
-        return _to_svg(fig, title)
+        return to_svg(fig, title)
