@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -27,7 +26,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .catalog import METHODS
 from .errors import EvalkitError, did_you_mean
+from . import mechanisms as _mechanisms
 from .periods import FREQUENCIES, parse_period, parse_timestamp_end_of_day
 
 MECHANISMS = (
@@ -40,6 +41,11 @@ MECHANISMS = (
     "joint_training",
     "other",
 )
+#: what intervention.mechanism accepts: the review's mechanisms and the named schemes (evalkit.mechanisms)
+MECHANISM_NAMES = _mechanisms.KNOWN
+
+#: data.source of a design whose data are given in memory (evalkit.run(design, data=frame))
+IN_MEMORY = "(in memory)"
 
 UnitId = Union[int, str]
 PeriodValue = Union[int, str, dt.date]
@@ -48,7 +54,8 @@ PeriodValue = Union[int, str, dt.date]
 class StrictModel(BaseModel):
     """A design section: unknown keys are refused with the closest known key as a hint."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+    # allow_inf_nan=False: a cost, rate or threshold of .inf or .nan is never a value a user means
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -71,9 +78,12 @@ class StrictModel(BaseModel):
 # ----------------------------------------------------------------------------- intervention
 class Intervention(StrictModel):
     name: str = Field(description="The intervention's name, as the report shows it.")
-    mechanism: Literal[MECHANISMS] = Field(  # type: ignore[valid-type]
-        "other", description="The scoping review's mechanism this intervention works through."
+    mechanism: Union[Literal[MECHANISM_NAMES], list[Literal[MECHANISM_NAMES]]] = Field(  # type: ignore[valid-type]
+        "other", description="The scoping review's mechanism(s) or named scheme(s) this intervention works "
+        "through: one name or a list (docs/mechanisms.md); the first is the main one.",
     )
+    mechanism_description: str | None = Field(
+        None, description="In plain words, the mechanism when `other` is declared.")
     description: str | None = None
     start: PeriodValue | None = Field(
         None, description="Common start (month, quarter or year as the data's frequency)."
@@ -84,6 +94,25 @@ class Intervention(StrictModel):
         1870, gt=0, description="Police cost of one missing episode (GBP), for the economic section; "
         "default: the middle of GBP 1,325-2,415 per medium-risk episode (Shalev Greene & Pakes).",
     )
+    cost_per_episode_source: str = Field(
+        "Shalev Greene K, Pakes F (2014), The cost of missing person investigations, Policing 8(1):27-34: "
+        "the middle of GBP 1,325-2,415 per medium-risk episode",
+        description="Where cost_per_episode comes from, as the report cites it.")
+    cost_price_year: int = Field(
+        2014, ge=1900, le=2100, description="The price year of cost_per_episode and annual_cost (not uprated).")
+
+    @field_validator("mechanism", mode="before")
+    @classmethod
+    def _known_mechanism(cls, value):
+        for name in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            if isinstance(name, str) and name not in MECHANISM_NAMES:
+                raise PydanticCustomError(
+                    "unknown_mechanism", "unknown mechanism '{name}'{hint}; one of {known} (docs/mechanisms.md)",
+                    {"name": name, "hint": did_you_mean(name, list(MECHANISM_NAMES)),
+                     "known": ", ".join(MECHANISM_NAMES)})
+        if isinstance(value, list) and not value:
+            raise PydanticCustomError("empty_mechanism", "mechanism is an empty list; name at least one")
+        return value
 
 
 # ----------------------------------------------------------------------------- data
@@ -118,11 +147,16 @@ SQLParam = Union[bool, int, float, str, dt.datetime, dt.date, None]
 class DataSpec(StrictModel):
     source: str = Field(description="A .csv, .csv.gz or .parquet file (relative to the design file), or a database "
                         "URL (sqlite:///f.db, duckdb:///f.duckdb, postgresql://user@host/db) with query or table; "
-                        "no password in the URL (EVALKIT_DB_PASSWORD or PGPASSWORD; ${NAME} reads a variable).")
+                        "no password in the URL (EVALKIT_DB_PASSWORD, sent only to hosts in EVALKIT_DB_PASSWORD_HOSTS; "
+                        "${EVALKIT_DB_NAME} may fill the database).")
     query: str | None = Field(None, description="SQL text when source is a database; :name placeholders take data.params.")
     table: str | None = Field(None, description="A table (or schema.table) to read when source is a database.")
     params: dict[str, SQLParam] = Field(default_factory=dict, description="Values bound to the query's :name placeholders.")
-    layout: Literal["episodes", "panel"] = "episodes"
+    layout: Literal["episodes", "panel", "ssda903", "dfe_published"] = Field(
+        "episodes", description="episodes | panel | ssda903 (a folder of SSDA903 returns) | dfe_published (the DfE "
+        "'Children looked after' open-data CSV); docs/data-ssda903.md.")
+    include_away: bool = Field(False, description="ssda903: count A (away from placement without authorisation) "
+                               "as well as M (missing).")
     columns: dict[ColumnRole, str | list[str]] = Field(default_factory=dict)
     person_key_env: str = Field(
         "EVALKIT_PSEUDONYM_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -138,15 +172,50 @@ class DataSpec(StrictModel):
     frequency: Literal["month", "quarter", "year"] = "month"
     window: Window | None = None
     exposure: ExposureSource | None = None
+    date_format: str | dict[Literal["reported_at", "found_at", "time"], str] | None = Field(
+        None, description="How the data's dates are written, as a strptime format (e.g. '%d/%m/%Y %H:%M' for UK "
+        "day-first dates): one format for every date column, or one per column role (reported_at, found_at, time). "
+        "Without it only ISO 8601 (2021-04-03 14:22) is read; ambiguous dates such as 01/04/2021 are refused.",
+    )
+
+    @field_validator("extracted_at", mode="before")
+    @classmethod
+    def _extracted_at_is_a_date(cls, value):
+        # YAML reads 20240331 as a number, which pydantic would take as seconds since 1970
+        if isinstance(value, (bool, int, float)):
+            raise PydanticCustomError("extracted_at_number", "extracted_at is the number {value}, not a date; write it "
+                                      "as 2024-03-31 or 2024-03-31T23:59", {"value": str(value)})
+        return value
+
+    @field_validator("date_format")
+    @classmethod
+    def _formats_parse(cls, value):
+        formats = value.values() if isinstance(value, dict) else ([] if value is None else [value])
+        for fmt in formats:
+            probe = dt.datetime(2021, 4, 3, 14, 22, 5, tzinfo=dt.timezone.utc)
+            try:
+                if "%" not in fmt or dt.datetime.strptime(probe.strftime(fmt), fmt) is None:
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise PydanticCustomError("date_format", "'{fmt}' is not a date format; write it with strptime codes, "
+                                          "e.g. '%d/%m/%Y %H:%M'", {"fmt": str(fmt)[:40]}) from None
+        return value
+
+    def date_format_for(self, role: str) -> str | None:
+        """The declared format of the column with this role (None: ISO 8601 only)."""
+        if isinstance(self.date_format, dict):
+            return self.date_format.get(role)
+        return self.date_format
 
     @model_validator(mode="after")
     def _database_keys(self):
-        # the source itself is never echoed here: it may hold a password
-        database = bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", self.source))
-        if database and re.match(r"^[^:/]+://[^/@]*:(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^/@]*@", self.source):
-            raise PydanticCustomError(
-                "url_password", "data.source holds a password, which belongs in the environment, not the design file: "
-                "drop it from the URL and set EVALKIT_DB_PASSWORD (or PGPASSWORD), or write ${NAME} for variable NAME")
+        # the source itself is never echoed here: it may hold a password (rules: evalkit/data/sql.py)
+        from .source_urls import UnsafeSource, check_source
+
+        try:
+            database = check_source(self.source) is not None
+        except UnsafeSource as exc:
+            raise PydanticCustomError(exc.code, exc.message) from None
         if not database and (self.query is not None or self.table is not None or self.params):
             raise PydanticCustomError("not_database", "data.query, data.table and data.params apply only when data.source "
                                       "is a database URL")
@@ -166,6 +235,8 @@ class DataSpec(StrictModel):
         try:
             last = parse_period(self.window.end, self.frequency)
             extracted = parse_timestamp_end_of_day(self.extracted_at)
+            if extracted.tzinfo is not None:
+                extracted = extracted.tz_convert("UTC").tz_localize(None)
         except (ValueError, TypeError):
             return  # an unparseable period or date is reported with its own key later
         if extracted + dt.timedelta(seconds=1) < last.end_time:
@@ -181,6 +252,11 @@ class Units(StrictModel):
     adoption: dict[UnitId, PeriodValue] = Field(default_factory=dict, description="Adoption period per unit.")
     adoption_column: str | None = Field(None, description="Panel column with the adoption period (0/empty = never).")
     comparison: Literal["all_untreated"] | list[UnitId] = "all_untreated"
+    aggregate: Literal["police_force_area"] | None = Field(
+        None, description="ssda903 / dfe_published: count each local authority in its police force area "
+        "(examples/geography/la_to_pfa.csv).")
+    merge_city_of_london: bool = Field(True, description="With aggregate: count the City of London in the "
+                                       "Metropolitan Police area.")
 
 
 # ----------------------------------------------------------------------------- outcomes
@@ -232,6 +308,10 @@ class ITSOptions(StrictModel):
 class ControlledITSOptions(ITSOptions):
     method: Literal["controlled_its"]  # type: ignore[assignment]
     comparison: list[UnitId] | None = Field(None, description="Comparison units (default: units.comparison).")
+    comparison_fit: Literal["panels", "pooled"] = Field(
+        "panels", description="panels: every comparison unit is its own series in one regression, Newey-West within "
+        "each (Stata's itsa); pooled: the comparison units are first summed (counts) or averaged into one series.",
+    )
 
 
 class DiDOptions(StrictModel):
@@ -247,11 +327,9 @@ class DiDOptions(StrictModel):
         "not_yet_treated", description="Staggered Poisson (extended TWFE): compare with not-yet-treated and never-treated "
         "areas (Wooldridge's default), or with never-treated areas only.",
     )
-    covariates: list[str] = Field(default_factory=list, description="Not used by did (use staggered_did).")
-    estimation: Literal["regression", "ipw", "doubly_robust"] = Field(
-        "regression", description="did is a regression; ipw and doubly_robust belong to staggered_did.",
-    )
-    inference: Literal["analytic", "multiplier_bootstrap", "randomization", "wild_cluster"] = Field(
+    # did takes only what it does: covariates, estimation and the multiplier bootstrap belong to
+    # staggered_did and are refused when the design loads, with a "did you mean"
+    inference: Literal["analytic", "randomization", "wild_cluster"] = Field(
         "analytic", description="analytic: cluster-robust by area; randomization: permute adoption dates across areas; "
         "wild_cluster: restricted wild cluster bootstrap (linear family).",
     )
@@ -392,11 +470,36 @@ class Context(StrictModel):
 
 
 # ----------------------------------------------------------------------------- report
+#: disclosure presets (DOMAIN.md): (suppress counts below, round to)
+DISCLOSURE_PRESETS = {"default": (10, 5), "dfe": (1, 10), "nhs": (8, 5)}
+
+
 class Disclosure(StrictModel):
     preset: Literal["default", "dfe", "nhs"] = "default"
     min_count: int | None = Field(None, ge=0, description="Suppress counts from 1 to min_count - 1.")
     round_to: int | None = Field(None, ge=1, description="Round published counts to this base.")
     enabled: bool = True
+
+    def resolved(self) -> tuple[int, int, bool]:
+        """(min_count, round_to, enabled): the preset, then the declared overrides."""
+        min_count, round_to = DISCLOSURE_PRESETS[self.preset]
+        return (self.min_count if self.min_count is not None else min_count,
+                self.round_to if self.round_to is not None else round_to, self.enabled)
+
+
+class DiagnoseModel(StrictModel):
+    """A model to diagnose a study not yet run (``evalkit diagnose --model synthetic``; docs/diagnosis.md)."""
+
+    areas: int = Field(ge=2, description="Areas in all (adopting and comparison); named area01, area02, ...")
+    start: PeriodValue = Field(description="First period of the simulated data.")
+    periods: int = Field(ge=8, description="Periods of simulated data.")
+    adoption: dict[str, int] = Field(description="Adoption period -> number of areas adopting then (the rest never adopt).")
+    baseline_rate: float = Field(gt=0, description="Mean reports per area and period before adoption.")
+    area_spread: float = Field(0.3, ge=0, description="SD of the areas' log mean rates.")
+    overdispersion: float = Field(0.05, ge=0, description="Variance of the gamma shock on each area-period's rate.")
+    repeat_persistence: float = Field(0.4, ge=0, lt=1, description="Share of episodes by a child already reported in the area.")
+    median_hours: float = Field(8.0, gt=0, description="Median hours to found (Weibull).")
+    weibull_shape: float = Field(0.8, gt=0, description="Weibull shape of hours to found (below 1: hazard falls).")
 
 
 class ReportSpec(StrictModel):
@@ -420,6 +523,7 @@ class Design(StrictModel):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     seed: int = Field(20240510, ge=0)
     report: ReportSpec = Field(default_factory=ReportSpec)
+    diagnose: DiagnoseModel | None = Field(None, description="A model for evalkit diagnose --model synthetic.")
 
     _path: Path | None = PrivateAttr(None)
     _sha256: str = PrivateAttr("")
@@ -482,19 +586,25 @@ def _check_design(design: Design) -> None:
             "name one of: " + ", ".join(names), key="primary_outcome",
         )
     layout = design.data.layout
+    if design.units.aggregate and layout not in ("ssda903", "dfe_published"):
+        raise EvalkitError(where, f"units.aggregate counts local-authority data in force areas, but the layout is {layout}",
+                           "use layout ssda903 or dfe_published, or remove units.aggregate", key="units.aggregate")
+    if design.data.include_away and layout != "ssda903":
+        raise EvalkitError(where, f"data.include_away applies to SSDA903 returns, but the layout is {layout}",
+                           "remove data.include_away", key="data.include_away")
     for i, outcome in enumerate(design.outcomes):
         key = f"outcomes[{i}]"
-        if layout == "panel" and outcome.column is None:
+        if layout in ("panel", "dfe_published") and outcome.column is None:
             raise EvalkitError(where, f"outcome '{outcome.name}' has no column", "add column: <name in the panel file>", key=key)
-        if layout == "episodes" and outcome.measure == "continuous":
+        if layout in ("episodes", "ssda903") and outcome.measure == "continuous":
             raise EvalkitError(where, f"outcome '{outcome.name}' is continuous but the data are episodes",
                                "use measure count, duration_hours, share_found_within or median_hours_to_found", key=key)
-        if layout == "episodes" and outcome.measure == "count":
+        if layout in ("episodes", "ssda903") and outcome.measure == "count":
             derived = outcome.derive or outcome.name
             if derived not in EPISODE_COUNTS:
                 raise EvalkitError(where, f"count '{outcome.name}' cannot be derived from episodes{did_you_mean(derived, EPISODE_COUNTS)}",
                                    "name it reports, persons or repeat_reports, or add derive: reports", key=key)
-        if layout == "panel" and outcome.measure in ("duration_hours",):
+        if layout in ("panel", "dfe_published") and outcome.measure in ("duration_hours",):
             raise EvalkitError(where, f"outcome '{outcome.name}' needs episode records", "use layout: episodes", key=key)
         if outcome.measure == "share_found_within" and outcome.hours is None:
             raise EvalkitError(where, f"outcome '{outcome.name}' needs hours", "add hours: 24", key=key)
@@ -507,7 +617,7 @@ def _check_design(design: Design) -> None:
         for role in ("unit", "reported_at"):
             if role not in design.data.columns:
                 raise EvalkitError(where, f"episodes need a '{role}' column", f"add data.columns.{role}: <column name>", key="data.columns")
-    else:
+    elif layout == "panel":
         if "time" not in design.data.columns:
             raise EvalkitError(where, "a panel needs a 'time' column", "add data.columns.time: <column> (or [year, month])", key="data.columns")
     # every period the design names must parse at the data's frequency
@@ -567,8 +677,7 @@ def _format_loc(loc: tuple) -> str:
 def _pydantic_to_evalkit(exc: ValidationError, where: str, raw: Any) -> EvalkitError:
     err = exc.errors(include_url=False)[0]
     # drop the discriminator tag pydantic inserts into union locations
-    loc = tuple(p for p in err["loc"] if p not in ("its", "controlled_its", "did", "staggered_did",
-                                                  "synthetic_control", "survival_did"))
+    loc = tuple(p for p in err["loc"] if p not in METHODS)
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "unknown_key":
@@ -578,7 +687,7 @@ def _pydantic_to_evalkit(exc: ValidationError, where: str, raw: Any) -> EvalkitE
         return EvalkitError(where, f"required key '{loc[-1]}' is missing", f"add {_format_loc(loc)}", key=_format_loc(loc))
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag"))
-        methods = ("its", "controlled_its", "did", "staggered_did", "synthetic_control", "survival_did")
+        methods = tuple(METHODS)
         return EvalkitError(where, f"unknown method '{tag}'{did_you_mean(tag, methods)}",
                             "use one of: " + ", ".join(methods), key=_format_loc(loc + ("method",)))
     if kind == "union_tag_not_found":
@@ -594,24 +703,54 @@ def _pydantic_to_evalkit(exc: ValidationError, where: str, raw: Any) -> EvalkitE
     return EvalkitError(where, f"{err['msg']}{shown}", "correct the value", key=_format_loc(loc) or None)
 
 
+class _DesignLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML would keep the last
+    silently: a second ``analysis:`` would replace the first plan), as TOML does."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                try:
+                    key = self.construct_object(key_node, deep=True)
+                    hash(key)
+                except (TypeError, yaml.YAMLError):
+                    continue  # an unhashable key: the base loader reports it
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"key '{str(key)[:40]}' is written twice (first on line {seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_DesignLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_design_text(path: Path) -> Any:
     where = str(path)
     if not path.exists():
         raise EvalkitError(where, "the design file does not exist", "check the path")
     if path.is_dir():
         raise EvalkitError(where, "is a folder, not a design file", "name the .yaml or .toml file")
+    if not path.is_file():
+        raise EvalkitError(where, "is not a regular file (a pipe or a device?)", "name the .yaml or .toml file")
     try:
         raw_bytes = path.read_bytes()
         text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise EvalkitError(where, "the design file is not UTF-8 text", "save it as UTF-8 YAML or TOML") from None
-    if path.suffix.lower() == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise EvalkitError(where, f"not valid TOML ({exc})", "fix the syntax") from None
     try:
-        return yaml.safe_load(text)
+        if path.suffix.lower() == ".toml":
+            try:
+                return tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise EvalkitError(where, f"not valid TOML ({exc})", "fix the syntax") from None
+        return _load_yaml(text)
+    except RecursionError:
+        raise EvalkitError(where, "the design is nested too deeply to read", "write a design like designs/spoc_rollout.yaml"
+                           ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark is not None else None
@@ -632,6 +771,24 @@ def design_from_mapping(raw: Any, path: Path | None = None, sha256: str = "") ->
     design._path = path
     design._sha256 = sha256
     _check_design(design)
+    return design
+
+
+def design_from_dict(mapping: dict, base_dir=None) -> Design:
+    """A design from a mapping with the design file's keys, for a notebook (no file needed).
+
+    ``data.source`` may be left out when the data will be passed in memory
+    (``evalkit.run(design, data=frame)``); relative paths resolve against ``base_dir``
+    (default: the current folder). Errors are the design file's, keyed the same way.
+    """
+    import copy
+
+    raw = copy.deepcopy(mapping)
+    if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and "source" not in raw["data"]:
+        raw["data"]["source"] = IN_MEMORY
+    design = design_from_mapping(raw)
+    if base_dir is not None:
+        design._path = Path(base_dir) / "design"  # resolve() is relative to the design's folder
     return design
 
 
@@ -666,4 +823,5 @@ def design_json_schema() -> str:
     return json.dumps(schema, indent=2, sort_keys=True)
 
 
-__all__ = ["Design", "load_design", "design_from_mapping", "design_json_schema", "FREQUENCIES", "MECHANISMS"]
+__all__ = ["Design", "load_design", "design_from_mapping", "design_from_dict", "design_json_schema", "FREQUENCIES",
+           "MECHANISMS"]

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import math
 
+from .catalog import LEVEL_CHECKS, METHODS
 from .results import Check, Estimate
 
 SCALE_NAME = "Maryland Scientific Methods Scale (What Works Centre for Local Economic Growth version, 2016)"
 
 #: design level of each method, before any check lowers it, with its plain label
-METHOD_LEVEL = {
-    "its": (2, "trend-adjusted before and after: cannot rule out other changes at the same time"),
-    "controlled_its": (3, "compared with similar areas"),
-    "did": (3, "compared with similar areas"),
-    "staggered_did": (3, "compared with similar areas, with adoption at different dates"),
-    "synthetic_control": (3, "compared with a weighted blend of similar areas"),
-    "survival_did": (3, "compared with similar areas"),
-}
+METHOD_LEVEL = {name: (record.level, record.level_label) for name, record in METHODS.items()}
 
 LEVEL_MEANING = {
     1: "a simple association, with no comparison",
@@ -31,17 +25,9 @@ LEVEL_MEANING = {
 }
 
 #: the estimand that carries each method's headline
-HEADLINE_ESTIMAND = {
-    "its": "cumulative_effect",
-    "did": "att",
-    "staggered_did": "att_simple",
-    "controlled_its": "cumulative_effect",
-    "survival_did": "hazard_ratio_did",
-    "synthetic_control": "att",
-}
+HEADLINE_ESTIMAND = {name: record.headline_estimand for name, record in METHODS.items()}
 
 #: checks whose failure lowers the design level (pre-trends, placebo tests)
-LEVEL_CHECKS = ("pre_trends", "placebo")
 
 VERBS = {
     "high": ("reduced", "increased"),
@@ -60,8 +46,9 @@ def design_level(method: str, checks: list[Check], outcome: str, concurrent: lis
     """The level on the scale for one analysis, and the reasons it was lowered."""
     level, _ = METHOD_LEVEL.get(method, (2, ""))
     reasons = []
+    # a failed check lowers the level only when its test holds its size here (values["calibrated"])
     failed = [c for c in checks if c.name in LEVEL_CHECKS and c.status == "fail" and c.method == method
-              and c.outcome == outcome]
+              and c.outcome == outcome and c.values.get("calibrated", True) is not False]
     if failed:
         reasons.append(f"{failed[0].name.replace('_', ' ')} check failed")
     if concurrent:
@@ -79,13 +66,25 @@ def certainty(level: int, concerns: list[Check]) -> str:
     return "very low"
 
 
-def _percent(x: float) -> str:
-    return f"{abs(x) * 100:.0f}%"
+def percent_words(x: float) -> str:
+    """A change as a percentage; below 1% with its first significant figure, so a small but clear
+    change never reads "0%"."""
+    value = abs(x) * 100
+    if 0 < value < 0.5:
+        return f"{value:.1g}%"
+    return f"{value:.0f}%"
 
 
 def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate, cert: str,
                       per_year: float | None, per_year_unit: str) -> str:
     """The headline in plain words; never "caused"; the interval as a likely range."""
+    note = estimate.details.get("interval_note")
+    if not _bounded(estimate) and note:
+        # the declared inference could not bound the change: say why; the verdict follows its test
+        if estimate.details.get("test_rejects") is False:
+            return (f"{intervention}: little or no clear difference in {outcome_label} can be shown; the point "
+                    f"estimate ({_describe(estimate)}) cannot be told from no change: {note}.")
+        return f"{intervention}: {outcome_label} changed by an estimated {_describe(estimate)}, but {note}."
     if not _bounded(estimate):
         return (f"{intervention}: {outcome_label} changed by an estimated {_describe(estimate)}, but the data cannot "
                 "put bounds on the change (too few areas or periods for an interval).")
@@ -93,20 +92,20 @@ def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate,
         return _difference_sentence(intervention, outcome_label, estimate, cert)
     change = estimate.estimate - 1.0
     low, high = estimate.ci_low - 1.0, estimate.ci_high - 1.0
-    if low <= 0 <= high:
+    if low <= 0 <= high or estimate.details.get("test_rejects") is False:   # the verdict follows the declared test
         return (f"{intervention}: little or no clear difference in {outcome_label}; the data are consistent "
-                f"with anything from {_range_end(low)} to {_range_end(high)}.")
+                f"with anything from {range_end_words(low)} to {range_end_words(high)}.")
     down = change < 0
     verb = VERBS[cert][0 if down else 1]
     direction = "fewer" if down else "more"
-    likely = f"likely range {_percent(min(abs(low), abs(high)))} to {_percent(max(abs(low), abs(high)))} {direction}"
+    likely = f"likely range {percent_words(min(abs(low), abs(high)))} to {percent_words(max(abs(low), abs(high)))} {direction}"
     absolute = ""
     if per_year is not None and abs(per_year) >= 0.5:
-        absolute = f", about {_round_for_prose(abs(per_year))} {direction} {per_year_unit} a year"
+        absolute = f", about {round_for_prose(abs(per_year))} {direction} {per_year_unit} a year"
     if cert == "very low":
         return (f"{intervention}: the evidence is very uncertain; {outcome_label} changed by about "
-                f"{_percent(change)} ({likely}){absolute}.")
-    return (f"{intervention} {verb} {outcome_label} by about {_percent(change)} ({likely}){absolute}.")
+                f"{percent_words(change)} ({likely}){absolute}.")
+    return (f"{intervention} {verb} {outcome_label} by about {percent_words(change)} ({likely}){absolute}.")
 
 
 def _bounded(estimate: Estimate) -> bool:
@@ -118,20 +117,20 @@ def _describe(estimate: Estimate) -> str:
     if estimate.estimate is None or not math.isfinite(estimate.estimate):
         return "unknown amount"
     if estimate.scale == "ratio":
-        return f"{_percent(estimate.estimate - 1.0)} {'fall' if estimate.estimate < 1 else 'rise'}"
+        return f"{percent_words(estimate.estimate - 1.0)} {'fall' if estimate.estimate < 1 else 'rise'}"
     return f"{estimate.estimate:+.3g}"
 
 
-def _range_end(x: float) -> str:
+def range_end_words(x: float) -> str:
     if abs(x) < 0.005:
         return "no change"
-    pct = _percent(x)
+    pct = percent_words(x)
     article = "an" if pct.startswith("8") or pct in ("11%", "18%") else "a"  # "an 8%", "an 11%"
     return f"{article} {pct} {'fall' if x < 0 else 'rise'}"
 
 
 def _difference_sentence(intervention, outcome_label, estimate, cert) -> str:
-    if estimate.ci_low <= 0 <= estimate.ci_high:
+    if estimate.ci_low <= 0 <= estimate.ci_high or estimate.details.get("test_rejects") is False:
         return (f"{intervention}: little or no clear difference in {outcome_label}; the data are consistent with "
                 f"anything from {estimate.ci_low:+.3g} to {estimate.ci_high:+.3g}.")
     down = estimate.estimate < 0
@@ -152,7 +151,7 @@ FOUND_PHRASES = {
 
 
 def _hours(x: float) -> str:
-    text = _round_for_prose(abs(x))
+    text = round_for_prose(abs(x))
     return f"{text} hour" if text == "1" else f"{text} hours"
 
 
@@ -176,7 +175,7 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
         if has_hours:
             span = f"anything from {_hours_end(rmst.ci_low)} to {_hours_end(rmst.ci_high)}{within}"
         else:
-            span = f"anything from {_range_end(low)} to {_range_end(high)} in the chance of being found at any moment"
+            span = f"anything from {range_end_words(low)} to {range_end_words(high)} in the chance of being found at any moment"
         return f"{intervention}: little or no clear difference in how soon missing children are found; the data are consistent with {span}."
     sooner = hazard.estimate > 1.0
     phrase = FOUND_PHRASES[cert][0 if sooner else 1]
@@ -184,9 +183,9 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
     if has_hours:
         lo, hi = rmst.ci_low, rmst.ci_high
         if hi <= 0:
-            likely = f"{_round_for_prose(abs(hi))} to {_hours(lo)} sooner"
+            likely = f"{round_for_prose(abs(hi))} to {_hours(lo)} sooner"
         elif lo >= 0:
-            likely = f"{_round_for_prose(lo)} to {_hours(hi)} later"
+            likely = f"{round_for_prose(lo)} to {_hours(hi)} later"
         else:
             likely = f"{_hours_end(lo)} to {_hours_end(hi)}"
         if (rmst.estimate < 0) == sooner:
@@ -195,8 +194,8 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
             parts.append(f"though{within} the average time to found changed by {_hours_end(rmst.estimate)} "
                          f"(likely range {likely})")
     ends = sorted((abs(low), abs(high)))
-    parts.append(f"{'and ' if parts else ''}about {_percent(hazard.estimate - 1.0)} {'more' if sooner else 'less'} "
-                 f"likely to be found at any given moment (likely range {_percent(ends[0])} to {_percent(ends[1])})")
+    parts.append(f"{'and ' if parts else ''}about {percent_words(hazard.estimate - 1.0)} {'more' if sooner else 'less'} "
+                 f"likely to be found at any given moment (likely range {percent_words(ends[0])} to {percent_words(ends[1])})")
     uncertain = "the evidence is very uncertain; " if cert == "very low" else ""
     return f"{intervention}: {uncertain}missing children {phrase}, {', '.join(parts)}."
 
@@ -209,7 +208,7 @@ def synthetic_control_sentence(intervention: str, outcome_label: str, att: Estim
     per_year = att.details.get("per_year")
     counts = per_year is not None  # counts carry a yearly translation; continuous outcomes do not
     direction = ("fewer" if att.estimate < 0 else "more") if counts else ("lower" if att.estimate < 0 else "higher")
-    absolute = f", about {_round_for_prose(abs(per_year))} a year" if counts and percent is not None else ""
+    absolute = f", about {round_for_prose(abs(per_year))} a year" if counts and percent is not None else ""
     p = f" (placebo p = {placebo.estimate:.2f})" if placebo is not None else ""
     if not att.details.get("ci_bounded", True) or att.ci_low is None or att.ci_high is None:
         return (f"{intervention}: {outcome_label} were {size} {direction} than in the synthetic comparison{absolute}, "
@@ -224,7 +223,7 @@ def synthetic_control_sentence(intervention: str, outcome_label: str, att: Estim
             f"(likely range {att.ci_low:+.3g} to {att.ci_high:+.3g}){p}.")
 
 
-def _round_for_prose(x: float) -> str:
+def round_for_prose(x: float) -> str:
     if x >= 100:
         return f"{round(x, -1):,.0f}"
     if x >= 10:
@@ -301,3 +300,110 @@ def assess(estimates: list[Estimate], checks: list[Check], analyses: list, prima
         "concurrent_changes": list(concurrent or []),
         "effects": effects,
     }
+
+
+def subgroup_differences(estimates: list[Estimate], alpha: float = 0.05) -> list[Estimate]:
+    """Does the effect differ between the subgroups of a moderator? One test per moderator.
+
+    Cochran's Q across the subgroup estimates of one moderator (looked-after status, risk
+    grade, age band), on the log scale for ratios and the natural scale for differences,
+    weights 1/se^2: the usual test for subgroup differences (the subgroups are disjoint
+    sets of episodes, so their estimates are independent). Q is chi-square with k - 1
+    degrees of freedom when the effect is the same in every subgroup. Returned as estimates
+    ``subgroup_difference`` (estimate = Q, p_value) with ``group`` "moderator: <name>",
+    reported before the subgroup rows: a single subgroup's interval excluding no change is
+    not evidence that it differs from the others.
+    """
+    from scipy import stats
+
+    by_moderator: dict = {}
+    left_out: dict = {}
+    for e in estimates:
+        moderator = e.details.get("moderator")
+        if moderator is None:
+            continue
+        key = (moderator, e.outcome, e.method, e.estimand)
+        y, se = _on_test_scale(e, alpha)
+        if y is None:
+            left_out.setdefault(key, []).append(e.details.get("subgroup"))
+            continue
+        by_moderator.setdefault(key, {}).setdefault(e.scale, []).append((e.details.get("subgroup"), y, se))
+    out = []
+    for key, by_scale in by_moderator.items():
+        moderator, outcome, method, estimand = key
+        # subgroups on another scale (a ratio withheld for too few counts) cannot enter one test
+        scale, rows = max(by_scale.items(), key=lambda kv: (len(kv[1]), kv[0] == "ratio"))
+        excluded = left_out.get(key, []) + [level for other, more in by_scale.items() if other != scale
+                                            for level, _, _ in more]
+        if len(rows) < 2:
+            continue
+        weights = [1.0 / se**2 for _, _, se in rows]
+        pooled = sum(w * y for w, (_, y, _) in zip(weights, rows)) / sum(weights)
+        q = sum(w * (y - pooled) ** 2 for w, (_, y, _) in zip(weights, rows))
+        df = len(rows) - 1
+        p = float(stats.chi2.sf(q, df))
+        out.append(Estimate(outcome=outcome, method=method, estimand="subgroup_difference", scale="statistic",
+                            estimate=float(q), p_value=p, group=f"moderator: {moderator}",
+                            details={"test": "Cochran's Q across subgroups", "df": df, "of": estimand,
+                                     "scale": "log ratio" if scale == "ratio" else "difference",
+                                     "subgroups": [level for level, _, _ in rows], "left_out": excluded,
+                                     "moderator": moderator, "differs": p < alpha}))
+    return out
+
+
+def _on_test_scale(e: Estimate, alpha: float):
+    """(value, se) on the scale the subgroup test uses: log for ratios (se from the interval when
+    it is not on the log scale already), natural for differences; (None, None) when unusable."""
+    if e.estimate is None or not math.isfinite(e.estimate) or e.se is None or not math.isfinite(e.se) or e.se <= 0:
+        return None, None
+    if e.scale != "ratio":
+        return e.estimate, e.se
+    if e.estimate <= 0:
+        return None, None
+    se = e.se
+    if e.details.get("se_scale") != "log":
+        if not (e.ci_low and e.ci_high and e.ci_low > 0 and e.ci_high > 0):
+            return None, None
+        from statistics import NormalDist
+
+        se = (math.log(e.ci_high) - math.log(e.ci_low)) / (2 * NormalDist().inv_cdf(1 - alpha / 2))
+    return math.log(e.estimate), se
+
+
+#: layouts whose count outcomes are missing episodes (what a police cost per episode prices)
+MISSING_EPISODE_LAYOUTS = ("episodes", "ssda903", "dfe_published")
+
+
+def economics(design, estimates: list, evidence: dict) -> dict | None:
+    """Police time saved against the intervention's cost, from the headline's yearly effect.
+
+    Only for counts of missing episodes (episode records, SSDA903 returns, DfE figures), or
+    when the design declares its own ``intervention.cost_per_episode``: the default police
+    cost of a missing episode means nothing for another count (heart attacks in Sicily).
+    ``areas`` is the number of adopting areas the headline estimate covers, for per-area totals.
+    """
+    method, outcome = evidence.get("headline_method"), evidence.get("headline_outcome")
+    if not method or design.outcome(outcome).measure != "count":
+        return None
+    declared = "cost_per_episode" in design.intervention.model_fields_set
+    if design.data.layout not in MISSING_EPISODE_LAYOUTS and not declared:
+        return None
+    headline = next((e for e in estimates if e.method == method and e.outcome == outcome
+                     and e.estimand == evidence["headline_estimand"] and not (e.group or "").startswith("subgroup")), None)
+    per_year = headline.details.get("per_year") if headline else None
+    if per_year is None:
+        return None
+    cost = design.intervention.cost_per_episode
+    saved = -per_year * cost
+    details = headline.details
+    covered = details.get("units") if isinstance(details.get("units"), list) else None
+    areas = (len(covered) if covered else details.get("treated_units") or details.get("post_areas")
+             or details.get("treated_areas") or None)
+    record = {"reports_change_per_year": per_year, "cost_per_episode": cost, "police_cost_saved_per_year": saved,
+              "annual_cost": design.intervention.annual_cost, "areas": int(areas) if areas else None}
+    low, high = headline.details.get("per_year_ci_low"), headline.details.get("per_year_ci_high")
+    if low is not None and high is not None:
+        record["police_cost_saved_range"] = [-high * cost, -low * cost]
+    if design.intervention.annual_cost:
+        record["net_saving_per_year"] = saved - design.intervention.annual_cost
+    return record

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from importlib import resources
 from pathlib import Path
 
 from .errors import EvalkitError
@@ -100,22 +99,54 @@ def spoc_design_text(prefix: str, episodes: str = "episodes.csv.gz", seed: int =
                               did_entry=did_entry, areas=areas)
 
 
+#: shipped example files by name, at their repository paths (evalkit.resources)
+SHIPPED_FILES = {"sicily.csv": "examples/sicily/sicily.csv", "sicily_smoking_ban.yaml": "designs/sicily_smoking_ban.yaml",
+                 "ssda903_return_home.yaml": "designs/ssda903_return_home.yaml"}
+
+
 def _packaged(name: str) -> Path:
-    """A shipped example file: evalkit/examples_data/ links to examples/ and designs/ in the
-    repository, and holds copies in an installed wheel."""
-    path = Path(str(resources.files("evalkit") / "examples_data" / name))
-    if not path.exists():
-        raise EvalkitError(name, "the example's files are not installed", "reinstall evalkit")
-    return path
+    """A shipped example file (from the repository, or from the copy inside an installed wheel)."""
+    from .resources import shipped
+
+    return shipped(SHIPPED_FILES[name])
 
 
 def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str = "regional") -> Path:
-    """Write example ``name`` into ``out_dir``; return the design file's path."""
+    """Write example ``name`` into ``out_dir``; return the design file's path.
+
+    The files are made in a hidden staging folder inside ``out_dir`` and moved into place
+    only when complete; a file (or link) already in ``out_dir`` under one of the example's
+    names is never replaced or written through: the example is refused instead.
+    """
+    import os
+    import tempfile
+
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise EvalkitError(str(out_dir), "exists and is not a folder", "choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    design_path = out_dir / "design.yaml"
+    staging = Path(tempfile.mkdtemp(prefix=".evalkit-example-", dir=out_dir))
+    try:
+        design_path = _write_example_files(name, staging, seed, scale)
+        names = sorted(os.listdir(staging))
+        clash = next((n for n in names if os.path.lexists(out_dir / n)), None)
+        if clash is not None:
+            raise EvalkitError(str(out_dir / clash), "already exists, and evalkit example never replaces a file",
+                               "choose an empty folder with --out, or move that file away")
+        for file_name in names:
+            os.replace(staging / file_name, out_dir / file_name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir / design_path.name
+
+
+def _write_example_files(name: str, out_dir: Path, seed: int | None, scale: str) -> Path:
+    """Write example ``name``'s files into the (new, empty) folder ``out_dir``.
+
+    The design file is named after the example (spoc_rollout.yaml, sicily_smoking_ban.yaml), so
+    its outputs default to reports/out/<that name>/ and never replace another example's.
+    """
+    design_path = out_dir / f"{name.replace('-', '_')}.yaml"
     if name == "spoc-rollout":
         from .data.synthetic import write_spoc_rollout
 
@@ -128,4 +159,12 @@ def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str 
         text = _packaged("sicily_smoking_ban.yaml").read_text(encoding="utf-8")
         write_atomic(design_path, text.replace("../examples/sicily/", ""))
         return design_path
-    raise EvalkitError(name, "no such example", "use spoc-rollout or sicily-smoking-ban")
+    if name == "ssda903":
+        from .data.ssda903_synthetic import SEED, write_returns
+
+        write_returns(out_dir, seed=SEED if seed is None else seed)
+        text = _packaged("ssda903_return_home.yaml").read_text(encoding="utf-8")
+        design_path = out_dir / "ssda903.yaml"  # named after the example
+        write_atomic(design_path, text.replace("../examples/ssda903/returns", "returns"))
+        return design_path
+    raise EvalkitError(name, "no such example", "use spoc-rollout, sicily-smoking-ban or ssda903")

@@ -116,7 +116,7 @@ def kaplan_meier(codes, hours, found, n_groups: int | None = None, weights=None)
     hours = np.asarray(hours, dtype=float)
     found = np.asarray(found, dtype=bool)
     if weights is not None:
-        weights = _frequency_weights(weights, codes.size)
+        weights = frequency_weights(weights, codes.size)
         if (weights == 0).any():
             nonzero = weights > 0
             codes, hours, found, weights = codes[nonzero], hours[nonzero], found[nonzero], weights[nonzero]
@@ -157,7 +157,7 @@ def kaplan_meier(codes, hours, found, n_groups: int | None = None, weights=None)
                             bounds=bounds, n=n_per_group)
 
 
-def _frequency_weights(weights, n: int) -> np.ndarray:
+def frequency_weights(weights, n: int) -> np.ndarray:
     """Frequency weights as int64, refusing anything but non-negative whole numbers."""
     weights = np.asarray(weights)
     if weights.shape != (n,):

@@ -8,6 +8,7 @@ adoption period of each unit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,9 @@ class AnalysisData:
     rows: int = 0
     censored: int = 0
     sources: list = field(default_factory=list)
+    #: unit -> the exact adoption date, for adoption dates inside a period (the period is floored)
+    adoption_dates: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)  # data checks (evalkit.results.Check) for results.json
 
     @property
     def treated_units(self) -> list:
@@ -63,8 +67,9 @@ def _column_list(value) -> list[str]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def load_data(design: Design) -> AnalysisData:
-    """Load and validate the design's data.
+def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData:
+    """Load and validate the design's data: from ``data.source``, or from ``frame`` when given
+    (a pandas DataFrame in the design's layout, read exactly as the same rows from a file).
 
     Raises
     ------
@@ -72,14 +77,24 @@ def load_data(design: Design) -> AnalysisData:
         Naming the file and row (or design key) at fault.
     """
     spec = design.data
+    if spec.layout == "ssda903":
+        from .ssda903 import load_ssda903
+
+        return load_ssda903(design)
+    if spec.layout == "dfe_published":
+        from .dfe_published import load_dfe_published
+
+        return load_dfe_published(design)
     where = spec.source
     columns = dict(spec.columns)
     if spec.layout == "episodes":
         needed = [columns[r] for r in columns if r in ("unit", "reported_at", "found_at", "person", "episode",
                                                         "age", "sex", "looked_after", "risk")]
-        raw = read_source(design, needed, categorical=[columns[r] for r in ("unit", "sex", "risk") if r in columns])
+        raw = read_source(design, needed, categorical=[columns[r] for r in ("unit", "sex", "risk") if r in columns],
+                          frame=frame)
         with stage("validate episodes"):
-            episodes = validate_episodes(raw, columns, where, design.extracted_at)
+            episodes = validate_episodes(raw, columns, where, design.extracted_at,
+                                         {role: spec.date_format_for(role) for role in ("reported_at", "found_at")})
         rows, digest = len(raw), raw.attrs["digest"]
         raw = None  # the file's columns are no longer needed: free them before deriving
         release_unused_memory()
@@ -96,21 +111,24 @@ def load_data(design: Design) -> AnalysisData:
         needed += [c for c in covariate_columns(design) if c not in needed]
         if design.units.adoption_column:
             needed.append(design.units.adoption_column)
-        raw = read_source(design, needed)
+        raw = read_source(design, needed, frame=frame)
         panel, periods, units = _validate_panel(design, raw, where)
         episodes = None
         rows, digest = len(raw), raw.attrs["digest"]
     sources = [digest]
     if spec.exposure is not None:
-        panel, exposure_path = _attach_exposure(design, panel)
+        panel, exposure_path = attach_exposure(design, panel)
         sources.append(exposure_path)
-    adoption = _adoption(design, panel, units, periods, raw if spec.layout == "panel" else None)
-    comparison = _comparison_units(design, units, adoption)
+    adoption = adoption_periods(design, panel, units, periods, raw if spec.layout == "panel" else None)
+    adoption_dates = _dates_inside_periods(design, units)
+    comparison = find_comparison_units(design, units, adoption)
     return AnalysisData(
         panel=panel, periods=periods, units=units, adoption=adoption, comparison_units=comparison,
         episodes=episodes, sha256=sha256_of(sources), rows=rows,
         censored=int(episodes["censored"].sum()) if episodes is not None else 0,
         sources=[str(p) for p in sources],
+        adoption_dates=adoption_dates,
+        checks=[_adoption_date_check(design, adoption_dates, episodes is not None)] if adoption_dates else [],
     )
 
 
@@ -145,13 +163,30 @@ def covariate_columns(design: Design) -> list[str]:
     return columns
 
 
-def _window(design: Design, observed: pd.Series) -> pd.PeriodIndex:
+def _window(design: Design, observed: pd.Series, last_covered=None) -> pd.PeriodIndex:
+    """The analysis periods: data.window, or the periods the data span.
+
+    A window reaching beyond the data is refused: its periods would count as zero reports,
+    not as unknown (a window from 1900 on data from 2018 would add a century of zeros). The
+    data cover from their first period to their last one, or, for episodes, to the period
+    the extract was taken in (``last_covered``): a quiet last month is a true zero.
+    """
     freq = FREQUENCIES[design.data.frequency]
-    if design.data.window is not None:
-        start = design.period(design.data.window.start, "data.window.start")
-        end = design.period(design.data.window.end, "data.window.end")
-    else:
-        start, end = observed.min(), observed.max()
+    first, last = observed.min(), observed.max()
+    if design.data.window is None:
+        return pd.period_range(first, last, freq=freq)
+    start = design.period(design.data.window.start, "data.window.start")
+    end = design.period(design.data.window.end, "data.window.end")
+    covered_to = max(last, last_covered) if last_covered is not None else last
+    if start < first and not pd.isna(first) and end >= first:
+        raise EvalkitError(design.where, f"data.window starts in {start}, but the data start in {first}: the periods "
+                           "before would count as zero, not as unknown", f"start the window in {first} or later",
+                           key="data.window.start")
+    if end > covered_to and not pd.isna(covered_to) and start <= covered_to:
+        raise EvalkitError(design.where, f"data.window ends in {end}, but the data end in {covered_to}: the periods "
+                           "after would count as zero, not as unknown",
+                           f"end the window in {covered_to} or earlier (or set data.extracted_at if the extract covers "
+                           "later periods)", key="data.window.end")
     return pd.period_range(start, end, freq=freq)
 
 
@@ -159,7 +194,12 @@ def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
     freq = FREQUENCIES[design.data.frequency]
     episodes["repeat"] = mark_repeats(episodes).to_numpy()
     episodes["period"] = episodes["reported_at"].dt.to_period(freq)
-    periods = _window(design, episodes["period"])
+    extracted = design.extracted_at
+    if extracted is not None and extracted.tzinfo is not None:
+        extracted = extracted.tz_convert("UTC").tz_localize(None)
+    # an extract taken at the very end of a period covers it; one taken mid-period covers the one before
+    covered = None if extracted is None else (extracted + pd.Timedelta(microseconds=1)).to_period(freq) - 1
+    periods = _window(design, episodes["period"], covered)
     inside = (episodes["period"] >= periods[0]) & (episodes["period"] <= periods[-1])
     if not inside.any():
         raise EvalkitError(where, f"no episode is reported inside the window {periods[0]}..{periods[-1]}",
@@ -190,7 +230,8 @@ def _unit_sort_key(unit):
 def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
     kind = raw.attrs.get("kind", "csv")
     columns = design.data.columns
-    periods_col, _ = parse_period_column(raw, _column_list(columns["time"]), design.data.frequency, where)
+    periods_col, _ = parse_period_column(raw, _column_list(columns["time"]), design.data.frequency, where,
+                                         date_format=design.data.date_format_for("time"))
     panel = pd.DataFrame({"row": np.arange(len(raw))})
     panel["unit"] = unit_column(raw[columns["unit"]], where, columns["unit"], kind) if "unit" in columns else "series"
     panel["period"] = periods_col.array  # keep the PeriodArray: to_numpy() boxes every row as an object
@@ -237,7 +278,7 @@ def _check_exposure(values: np.ndarray, where: str, column: str, kind: str) -> N
                            "correct the denominator or leave exposure out", key=row_label(bad, kind))
 
 
-def _attach_exposure(design: Design, panel: pd.DataFrame):
+def attach_exposure(design: Design, panel: pd.DataFrame):
     spec = design.data.exposure
     path = design.resolve(spec.source)
     where = spec.source
@@ -278,7 +319,7 @@ def _attach_exposure(design: Design, panel: pd.DataFrame):
     return merged.drop(columns="time"), path
 
 
-def _match_unit(name, units: list, where: str, key: str):
+def match_unit(name, units: list, where: str, key: str):
     by_text = {str(u): u for u in units}
     if name in units:
         return name
@@ -288,16 +329,16 @@ def _match_unit(name, units: list, where: str, key: str):
                        "check the spelling against the data's unit column", key=key)
 
 
-def _adoption(design: Design, panel: pd.DataFrame, units: list, periods: pd.PeriodIndex, raw) -> dict:
+def adoption_periods(design: Design, panel: pd.DataFrame, units: list, periods: pd.PeriodIndex, raw) -> dict:
     adoption: dict = {}
     if "unit" not in design.data.columns and design.data.layout == "panel":
         adoption["series"] = design.period(design.intervention.start, "intervention.start")
     if design.units.treated:
         start = design.period(design.intervention.start, "intervention.start")
         for name in design.units.treated:
-            adoption[_match_unit(name, units, design.where, "units.treated")] = start
+            adoption[match_unit(name, units, design.where, "units.treated")] = start
     for name, value in design.units.adoption.items():
-        unit = _match_unit(name, units, design.where, f"units.adoption.{name}")
+        unit = match_unit(name, units, design.where, f"units.adoption.{name}")
         adoption[unit] = design.period(value, f"units.adoption.{name}")
     if design.units.adoption_column:
         adoption.update(_adoption_from_column(design, panel, raw))
@@ -310,6 +351,60 @@ def _adoption(design: Design, panel: pd.DataFrame, units: list, periods: pd.Peri
             raise EvalkitError(design.where, f"unit '{unit}' adopts at {period}, after the data end ({periods[-1]}): no post-period",
                                "extend data.window or check the adoption date", key="units")
     return adoption
+
+
+def _date_inside_period(value, frequency: str):
+    """The date, when a declared adoption date falls inside a period rather than on its first day."""
+    import datetime as dt
+
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return None
+    if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+        stamp = pd.Timestamp(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{1,2}-\d{1,2}\s*", value):
+        try:
+            stamp = pd.Timestamp(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    first = stamp.to_period(FREQUENCIES[frequency]).start_time
+    return stamp if stamp.normalize() != first else None
+
+
+def _dates_inside_periods(design: Design, units: list) -> dict:
+    """unit -> exact adoption date, for units whose declared adoption date is inside a period."""
+    frequency = design.data.frequency
+    dates: dict = {}
+    if design.units.treated and design.intervention.start is not None:
+        stamp = _date_inside_period(design.intervention.start, frequency)
+        if stamp is not None:
+            for name in design.units.treated:
+                dates[match_unit(name, units, design.where, "units.treated")] = stamp
+    for name, value in design.units.adoption.items():
+        stamp = _date_inside_period(value, frequency)
+        if stamp is not None:
+            dates[match_unit(name, units, design.where, f"units.adoption.{name}")] = stamp
+    if "unit" not in design.data.columns and design.data.layout == "panel" and design.intervention.start is not None:
+        stamp = _date_inside_period(design.intervention.start, frequency)
+        if stamp is not None:
+            dates["series"] = stamp
+    return dates
+
+
+def _adoption_date_check(design: Design, dates: dict, episodes: bool):
+    """Warn that an adoption date inside a period is floored to that period for period counts."""
+    from ..results import Check
+
+    frequency = design.data.frequency
+    shown = "; ".join(f"{u}: {d:%Y-%m-%d}" for u, d in sorted(dates.items(), key=lambda kv: (kv[1], str(kv[0])))[:10])
+    how = ("analyses of time to found (survival_did) split episodes at the exact date; " if episodes else "")
+    return Check("adoption_dates", "warn",
+                 f"adoption dates inside a {frequency} ({shown}): analyses of {frequency}ly counts treat the whole "
+                 f"{frequency} of adoption as after adoption (the date is floored to its {frequency}), which dilutes "
+                 f"the first {frequency}'s effect; {how}to leave the part-{frequency} out, give the first whole "
+                 f"{frequency} as the adoption date or set intervention.transition.",
+                 values={"dates": {str(u): f"{d:%Y-%m-%d}" for u, d in dates.items()}})
 
 
 def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
@@ -341,7 +436,7 @@ def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
     return result
 
 
-def _comparison_units(design: Design, units: list, adoption: dict) -> list:
+def find_comparison_units(design: Design, units: list, adoption: dict) -> list:
     if design.units.comparison == "all_untreated":
         return [u for u in units if u not in adoption]
-    return [_match_unit(name, units, design.where, "units.comparison") for name in design.units.comparison]
+    return [match_unit(name, units, design.where, "units.comparison") for name in design.units.comparison]

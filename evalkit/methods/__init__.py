@@ -11,17 +11,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
+from ..catalog import METHODS
 from ..results import Analysis, Check, Estimate
 
-#: method name -> module under evalkit.methods that implements it
-REGISTRY = {
-    "its": "its",
-    "did": "did",
-    "staggered_did": "staggered",
-    "controlled_its": "controlled_its",
-    "survival_did": "survival",
-    "synthetic_control": "synth",
-}
+#: method name -> module under evalkit.methods that implements it (from the catalogue)
+REGISTRY = {name: record.module for name, record in METHODS.items()}
 
 
 @dataclass

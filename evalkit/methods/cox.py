@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from ..data.durations import _frequency_weights, group_time_order
+from ..data.durations import frequency_weights, group_time_order
 
 #: largest number of distinct covariate rows the pattern-count engine accepts (it keeps an
 #: episodes x patterns table of counts: indicators for a DiD give 3)
@@ -334,7 +334,7 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
     if ties not in ("efron", "breslow"):
         raise ValueError("ties must be efron or breslow")
     if weights is not None:
-        weights = _frequency_weights(weights, n)
+        weights = frequency_weights(weights, n)
         if (weights == 0).any():
             nonzero = weights > 0
             time, event, X, weights = time[nonzero], event[nonzero], X[nonzero], weights[nonzero]

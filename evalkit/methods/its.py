@@ -67,7 +67,7 @@ def setup_series(design: Design, data, spec, index: int, units=None, start_perio
     if units is None:
         units, start_period = _treated_series_units(design, data, spec, key)
     series = pooled_series(data, units, outcome, family)
-    _check_values(design, series, outcome, family, key)
+    check_values(design, series, outcome, family, key)
     periods = data.periods
     start = int(periods.get_loc(start_period))
     transition = design.intervention.transition
@@ -96,7 +96,7 @@ def setup_series(design: Design, data, spec, index: int, units=None, start_perio
     else:
         offset = None
         response = y / exposure * per if exposure is not None else y
-    _check_informative(design, response[mask], seg.post_mask[mask], outcome, family, key, units)
+    check_informative(design, response[mask], seg.post_mask[mask], outcome, family, key, units)
     lags = None
     if spec.errors == "newey_west":
         lags = newey_west_auto_lags(int(mask.sum())) if spec.lags == "auto" else int(spec.lags)
@@ -138,18 +138,19 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
             result.estimates.append(_coefficient_estimate(fitted, name, ratio, design.alpha, common, info))
     offset_full = offset if offset is not None else np.zeros(len(y))
     scale_to_rate = (per / exposure) if exposure is not None else np.ones(len(y))
-    predictions = _predict(fitted, seg, offset_full, ratio, design.alpha)
+    predictions = predict_series(fitted, seg, offset_full, ratio, design.alpha)
     for horizon in spec.horizons:
         position = start + horizon
         if position >= len(periods) or horizon < 0:
             raise EvalkitError(design.where, f"horizon {horizon} is outside the data (the post-period has "
                                f"{len(periods) - start} periods)", "use horizons inside the post-period", key=key + ".horizons")
-        result.estimates.append(_effect_estimate(fitted, seg, offset_full, ratio, design.alpha, [position],
+        result.estimates.append(effect_estimate(fitted, seg, offset_full, ratio, design.alpha, [position],
                                                  f"effect_at_{horizon}", common, str(periods[position])))
     post_positions = np.flatnonzero(seg.post_mask & mask)
-    cumulative = _effect_estimate(fitted, seg, offset_full, ratio, design.alpha, post_positions,
+    cumulative = effect_estimate(fitted, seg, offset_full, ratio, design.alpha, post_positions,
                                   "cumulative_effect", common, f"{periods[post_positions[0]]}..{periods[post_positions[-1]]}")
     add_per_year(cumulative, len(post_positions) / PERIODS_PER_YEAR[design.data.frequency])
+    cumulative.details["units"] = info["units"]  # the areas the yearly effect covers
     result.estimates.append(cumulative)
     result.checks += _checks(design, fitted, seg, mask, spec, n_pre, n_post, outcome, family, response, offset, periods)
     result.analysis = Analysis(
@@ -198,9 +199,9 @@ def _family(design: Design, outcome, spec, key: str) -> str:
 def _treated_series_units(design: Design, data, spec, key: str):
     """The units pooled into the treated series, and the interruption period."""
     if spec.units:
-        from ..data.prepare import _match_unit
+        from ..data.prepare import match_unit
 
-        units = [_match_unit(u, data.units, design.where, key + ".units") for u in spec.units]
+        units = [match_unit(u, data.units, design.where, key + ".units") for u in spec.units]
     elif design.units.treated:
         units = [u for u in data.adoption if str(u) in set(map(str, design.units.treated))]
     elif "series" in data.adoption:
@@ -247,7 +248,7 @@ def pooled_series(data, units: list, outcome, family: str) -> pd.DataFrame:
     return series
 
 
-def _check_informative(design: Design, values: np.ndarray, post: np.ndarray, outcome, family: str, key: str,
+def check_informative(design: Design, values: np.ndarray, post: np.ndarray, outcome, family: str, key: str,
                        units, which: str = "the series") -> None:
     """Refuse a series that cannot inform a segmented regression (it would fit exactly)."""
     where = design.data.source
@@ -264,7 +265,7 @@ def _check_informative(design: Design, values: np.ndarray, post: np.ndarray, out
                                    "gaussian", key=None)
 
 
-def _check_values(design: Design, series: pd.DataFrame, outcome, family: str, key: str) -> None:
+def check_values(design: Design, series: pd.DataFrame, outcome, family: str, key: str) -> None:
     y = series["y"]
     if outcome.measure in DURATION_MEASURES:
         return  # missing periods (too few episodes) are left out of the fit
@@ -286,7 +287,7 @@ def _check_values(design: Design, series: pd.DataFrame, outcome, family: str, ke
                                "check the outcome column and the window")
 
 
-def _interval(estimate: float, se: float, crit: float, ratio: bool):
+def wald_interval(estimate: float, se: float, crit: float, ratio: bool):
     if ratio:
         return float(np.exp(estimate)), float(np.exp(estimate - crit * se)), float(np.exp(estimate + crit * se))
     return float(estimate), float(estimate - crit * se), float(estimate + crit * se)
@@ -296,13 +297,13 @@ def _coefficient_estimate(fitted, name: str, ratio: bool, alpha: float, common: 
     i = fitted.names.index(name)
     coef = float(fitted.params[i])
     se = fitted.se(name)
-    value, low, high = _interval(coef, se, fitted.critical(alpha), ratio)
+    value, low, high = wald_interval(coef, se, fitted.critical(alpha), ratio)
     return Estimate(**common, estimand=name, scale="ratio" if ratio else "difference", estimate=value,
                     se=se, ci_low=low, ci_high=high, p_value=fitted.p_value(coef / se),
                     details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
 
 
-def _predict(fitted, seg, offset: np.ndarray, ratio: bool, alpha: float) -> dict:
+def predict_series(fitted, seg, offset: np.ndarray, ratio: bool, alpha: float) -> dict:
     crit = fitted.critical(alpha)
     eta_fit = seg.X @ fitted.params + offset
     eta_cf = seg.X_counterfactual @ fitted.params + offset
@@ -313,7 +314,7 @@ def _predict(fitted, seg, offset: np.ndarray, ratio: bool, alpha: float) -> dict
     return {"fitted": eta_fit, "counterfactual": eta_cf, "cf_low": eta_cf - crit * se_cf, "cf_high": eta_cf + crit * se_cf}
 
 
-def _effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, estimand: str,
+def effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, estimand: str,
                      common: dict, label: str) -> Estimate:
     """Fitted vs counterfactual summed over ``positions``, with delta-method intervals."""
     crit = fitted.critical(alpha)
@@ -328,7 +329,7 @@ def _effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, 
         grad_abs = mu_f @ Xf - mu_c @ Xc
         se_abs = float(np.sqrt(grad_abs @ V @ grad_abs))
         absolute = float(total_f - total_c)
-        estimate, low, high = _interval(log_ratio, se_log, crit, True)
+        estimate, low, high = wald_interval(log_ratio, se_log, crit, True)
         se, z = se_log, log_ratio / se_log if se_log > 0 else np.nan
         details = {"counterfactual": float(total_c), "fitted": float(total_f), "absolute": absolute,
                    "absolute_se": se_abs, "absolute_ci_low": absolute - crit * se_abs,
@@ -337,7 +338,7 @@ def _effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, 
         grad = (Xf - Xc).sum(axis=0)
         diff = float(grad @ b)
         se = float(np.sqrt(grad @ V @ grad))
-        estimate, low, high = _interval(diff, se, crit, False)
+        estimate, low, high = wald_interval(diff, se, crit, False)
         z = diff / se if se > 0 else np.nan
         details = {"counterfactual": float((Xc @ b).sum()), "fitted": float((Xf @ b).sum()), "absolute": diff,
                    "absolute_se": se, "absolute_ci_low": low, "absolute_ci_high": high, "periods": label,

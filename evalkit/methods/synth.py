@@ -141,10 +141,10 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
 
 # ----------------------------------------------------------------------------- inputs
 def _treated_unit(design: Design, data, spec, key: str):
-    from ..data.prepare import _match_unit
+    from ..data.prepare import match_unit
 
     if spec.unit is not None:
-        unit = _match_unit(spec.unit, data.units, design.where, key + ".unit")
+        unit = match_unit(spec.unit, data.units, design.where, key + ".unit")
     else:
         treated = [u for u in data.treated_units if u != "series"]
         if not treated:
@@ -162,10 +162,10 @@ def _treated_unit(design: Design, data, spec, key: str):
 
 
 def _donor_pool(design: Design, data, spec, treated, key: str) -> list:
-    from ..data.prepare import _match_unit
+    from ..data.prepare import match_unit
 
     if spec.donors is not None:
-        donors = [_match_unit(d, data.units, design.where, key + ".donors") for d in spec.donors]
+        donors = [match_unit(d, data.units, design.where, key + ".donors") for d in spec.donors]
         adopted = [d for d in donors if d == treated or d in data.adoption]
         if adopted:
             raise EvalkitError(design.where, f"donor '{adopted[0]}' is itself treated",

@@ -6,48 +6,42 @@ from the Results record (and so from results.json).
 from __future__ import annotations
 
 import math
-from importlib import resources
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
+from ..catalog import CHECKS, METHODS
 from ..periods import PERIODS_PER_YEAR
+from ..resources import templates_dir
 from ..results import Results, write_atomic
-from .disclosure import SUPPRESSED, control_count, control_table, rule_from_dict
+from .disclosure import (
+    control_count,
+    control_table,
+    control_text,
+    control_values,
+    published_count_text,
+    rule_from_dict,
+)
 from .figures import acf_figure, event_study_figure, its_figure, km_figure, synth_figure
+from .words import (adoption_schedule, analysis_name, check_plain, disagreements, economics_words, estimate_words,
+                    method_does, setting_text, strip_statistics, what_this_means)
 
-CHECK_MEANING = {
-    "minimum_data": "Enough time points either side of the change to tell a trend from a jump.",
-    "overdispersion": "Whether the counts vary more than a simple count model expects; if they do, intervals must widen.",
-    "autocorrelation": "Whether one period's count follows on from the last; if it does, intervals must allow for it.",
-    "seasonality": "Whether the usual seasonal rise and fall is accounted for, so it is not mistaken for an effect.",
-    "pre_trends": "Whether the adopting and comparison areas were moving in step before the change; if not, the comparison may mislead.",
-    "placebo": "Whether a fake intervention date or area shows an 'effect' too; if it does, the real one is doubtful.",
-    "few_treated": "How many areas adopted; with few, ordinary standard errors are too small and special inference is needed.",
-    "few_clusters": "How many areas the time-to-found comparison rests on; with few, its intervals are less reliable.",
-    "censoring": "How many episodes were still open when the data were extracted; they count as missing at least that long.",
-    "bacon_decomposition": "Whether a simple two-way comparison leans on already-treated areas as controls, which can bias it.",
-    "proportional_hazards": "Whether the change in how soon children are found is steady over the hours missing, as the model assumes.",
-    "moderators": "Whether every subgroup could be analysed.",
-    "placebo_duplicates": "Whether some comparison areas are identical, which makes their placebo tests uninformative.",
-    "missing_values": "Whether areas or periods had to be left out because values were missing.",
-    "zero_counts": "Whether some areas or periods had no reports at all, which the model has to handle.",
-    "pre_period_fit": "How closely the blend of other areas tracked this area before the change.",
-    "convex_hull": "Whether this area lies within the range of the comparison areas; if not, no blend can match it.",
-    "placebo_resolution": "Whether there are enough comparison areas for the placebo test to be able to show an effect.",
-}
+CHECK_MEANING = CHECKS
 
 CHECK_LABEL = {"pre_trends": "pre-intervention trends", "few_treated": "number of adopting areas",
-               "bacon_decomposition": "Goodman-Bacon decomposition", "proportional_hazards": "proportional hazards"}
+               "bacon_decomposition": "Goodman-Bacon decomposition", "proportional_hazards": "proportional hazards",
+               "duration_resolution": "time resolution", "dfe_caveat": "DfE recording caveat",
+               "dfe_suppressed": "suppressed published figures",
+               **{f"dfe_rule_{code}": f"DfE validation rule {code}" for code in
+                  ("564", "567", "570", "574", "577", "581", "586")}}
 
 #: checks shown in the evidence box: they bear on whether the comparison is fair
 DESIGN_CHECKS = ("pre_trends", "placebo", "few_treated", "bacon_decomposition", "pre_period_fit", "convex_hull",
                  "placebo_resolution")
 
-METHOD_NAMES = {"its": "interrupted time series", "controlled_its": "controlled interrupted time series",
-                "did": "difference-in-differences", "staggered_did": "staggered difference-in-differences",
-                "synthetic_control": "synthetic control", "survival_did": "time-to-found difference-in-differences"}
+METHOD_NAMES = {name: record.display_name for name, record in METHODS.items()}
 
 #: estimand -> words, for the main estimates table
 ESTIMAND_WORDS = {
@@ -64,54 +58,12 @@ ESTIMAND_WORDS = {
     "placebo_p": "Share of comparison areas with as large a change (placebo p)",
 }
 
-REFERENCES = {
-    "survival_did": [
-        "Cox DR (1972). Regression models and life-tables. Journal of the Royal Statistical Society B 34(2):187-220.",
-        "Royston P, Parmar MKB (2013). Restricted mean survival time: an alternative to the hazard ratio. BMC Medical "
-        "Research Methodology 13:152.",
-        "Morris TP et al. (2019). Proposals on Kaplan-Meier plots in medical research and a survey of stakeholder "
-        "views: KMunicate. BMJ Open 9:e030215.",
-    ],
-    "staggered_did": [
-        "Callaway B, Sant'Anna PHC (2021). Difference-in-differences with multiple time periods. Journal of "
-        "Econometrics 225(2):200-230.",
-        "Sant'Anna PHC, Zhao J (2020). Doubly robust difference-in-differences estimators. Journal of Econometrics "
-        "219(1):101-122.",
-    ],
-    "synthetic_control": [
-        "Abadie A, Diamond A, Hainmueller J (2010). Synthetic control methods for comparative case studies. Journal "
-        "of the American Statistical Association 105(490):493-505.",
-        "Abadie A (2021). Using synthetic controls: feasibility, data requirements, and methodological aspects. "
-        "Journal of Economic Literature 59(2):391-425.",
-    ],
-    "its": [
-        "Lopez Bernal J, Cummins S, Gasparrini A (2017). Interrupted time series regression for the evaluation of "
-        "public health interventions: a tutorial. International Journal of Epidemiology 46(1):348-355.",
-        "Linden A (2015). Conducting interrupted time-series analysis for single- and multiple-group comparisons. "
-        "The Stata Journal 15(2):480-500.",
-        "Newey WK, West KD (1994). Automatic lag selection in covariance matrix estimation. Review of Economic "
-        "Studies 61(4):631-653.",
-    ],
-}
-
-
-def _template_dirs() -> list[str]:
-    dirs = []
-    repo = Path(__file__).resolve().parents[2] / "reports" / "templates"
-    if repo.is_dir():
-        dirs.append(str(repo))
-    try:
-        packaged = resources.files("evalkit") / "report" / "templates"
-        if packaged.is_dir():
-            dirs.append(str(packaged))
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return dirs
+REFERENCES = {name: list(record.references) for name, record in METHODS.items()}
 
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_template_dirs()),
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -122,6 +74,8 @@ def environment() -> jinja2.Environment:
     env.filters["setting"] = _setting
     env.filters["pct"] = lambda x: "" if x is None else f"{(x - 1) * 100:+.1f}%"
     env.filters["p"] = lambda p: "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    env.filters["plain"] = strip_statistics
+    env.filters["does"] = lambda method, settings=None: analysis_name(method, settings)
     return env
 
 
@@ -170,26 +124,6 @@ def _published_observed(series: dict, rule, prefix: str = "") -> list:
     return out
 
 
-def _ratio_text(x: float) -> str:
-    change = (x - 1.0) * 100
-    return "no change" if abs(change) < 0.05 else f"{abs(change):.1f}% {'fewer' if change < 0 else 'more'}"
-
-
-def _bounded(estimate) -> bool:
-    return all(v is not None and math.isfinite(v) for v in (estimate.ci_low, estimate.ci_high))
-
-
-def _value_text(estimate) -> tuple[str, str]:
-    if estimate.ci_low is not None and not _bounded(estimate):
-        return (_ratio_text(estimate.estimate) if estimate.scale == "ratio" else _number(estimate.estimate),
-                "no bound (too few comparison areas)")
-    if estimate.scale == "ratio" and estimate.estimand != "hazard_ratio_did":
-        return _ratio_text(estimate.estimate), f"{_ratio_text(estimate.ci_low)} to {_ratio_text(estimate.ci_high)}"
-    if estimate.ci_low is None:
-        return _number(estimate.estimate), ""
-    return _number(estimate.estimate), f"{_number(estimate.ci_low)} to {_number(estimate.ci_high)}"
-
-
 def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
     figures = []
     acf_by_method = {(c.method, c.outcome): c.values.get("acf") for c in results.checks if c.name == "autocorrelation"}
@@ -206,7 +140,10 @@ def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
                 "caption": (f"{analysis.label}. Dots: observed{' (from rounded counts)' if rule.enabled else ''}; "
                             "blue line: model; red dashed line: what the model expects without the intervention, "
                             "with its likely range shaded"
-                            + ("; grey: the comparison series." if comparison else ".")),
+                            + ("; grey: the comparison series" if comparison else "")
+                            + (f"; crosses on a shaded band: {', '.join(map(str, analysis.settings['excluded_periods']))} "
+                               "left out of the fit (declared exclusions)" if analysis.settings.get("excluded_periods")
+                               else "") + "."),
                 "svg": Markup(its_figure(analysis.series, _published_observed(analysis.series, rule), y_label,
                                          f"{label}: observed and counterfactual",
                                          comparison=_published_observed(analysis.series, rule, "comparison")
@@ -246,7 +183,8 @@ def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
                             "censored (open at extraction) by each hour shown."),
                 "svg": Markup(km_figure(series["curves"], series.get("display_hours") or series.get("horizon_hours") or 72,
                                         "Kaplan-Meier: share found", series.get("horizon_hours"))),
-                "table": {"header": ["", ""] + [f"{h:g}h" for h in series.get("at_hours", [])], "rows": rows},
+                "table": {"header": ["Areas and period", "Episodes"] + [f"{h:g}h" for h in series.get("at_hours", [])],
+                          "rows": rows},
             })
         if analysis.method == "synthetic_control" and analysis.series.get("synthetic") is not None:
             series = analysis.series
@@ -265,57 +203,99 @@ def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
     return figures
 
 
+def analysis_of(estimate, analyses) -> object | None:
+    """The analysis an estimate comes from: by its plan index when recorded (two analyses may share a
+    method and an outcome, e.g. never- and not-yet-treated comparisons), else by method and outcome."""
+    index = estimate.details.get("analysis") if isinstance(estimate.details, dict) else None
+    if index is not None:
+        for a in analyses:
+            if a.settings.get("analysis") == index:
+                return a
+    return next((a for a in analyses if a.method == estimate.method and a.outcome == estimate.outcome), None)
+
+
 def _main_rows(results: Results, outcomes: dict) -> list[dict]:
     rows = []
     for e in results.estimates:
         if e.estimand in ESTIMAND_WORDS and e.group in (None, "treated"):
-            value, span = _value_text(e)
-            rows.append({"outcome": outcomes.get(e.outcome, {}).get("label", e.outcome), "what": ESTIMAND_WORDS[e.estimand],
-                         "method": METHOD_NAMES.get(e.method, e.method), "estimate": value, "range": span})
+            value, span = estimate_words(e, outcomes.get(e.outcome, {}), results.context.get("frequency"))
+            rows.append({"outcome": outcomes.get(e.outcome, {}).get("label", e.outcome),
+                         "what": ESTIMAND_WORDS[e.estimand].replace("per period", f"per {results.context.get('frequency') or 'period'}"),
+                         "method": analysis_name(e.method, getattr(analysis_of(e, results.analyses), "settings", None)),
+                         "estimate": value, "range": span})
     return rows
+
+
+def _estimate_groups(results: Results) -> list[dict]:
+    """The annex's estimates grouped by analysis, with event-study rows folded apart."""
+    groups, placed = [], set()
+    for a in results.analyses:
+        mine = [e for e in results.estimates if id(e) not in placed and analysis_of(e, results.analyses) is a]
+        placed |= {id(e) for e in mine}
+        groups.append({"method": a.method, "outcome": a.outcome, "label": control_text(a.label, results_rule(results)),
+                       "main": [e for e in mine if not e.estimand.startswith("event_")],
+                       "events": [e for e in mine if e.estimand.startswith("event_")]})
+    rest = [e for e in results.estimates if id(e) not in placed]
+    if rest:
+        groups.append({"method": "", "outcome": "", "label": "Other estimates",
+                       "main": [e for e in rest if not e.estimand.startswith("event_")],
+                       "events": [e for e in rest if e.estimand.startswith("event_")]})
+    return groups
+
+
+def results_rule(results: Results):
+    return rule_from_dict(results.context["disclosure"])
+
+
+def _methods_text(analyses) -> list[dict]:
+    """Each analysis's settings for the annex: seeds as written, options in words."""
+    out = []
+    for a in analyses:
+        items = []
+        for k, v in a.settings.items():
+            if v is None or v == [] or v == {}:
+                continue
+            special = setting_text(k, v, a.method)
+            items.append(f"{k.replace('_', ' ')}: {special if special is not None else _setting(v)}")
+        out.append({"label": a.label, "settings": "; ".join(items)})
+    return out
+
+
+MODERATOR_WORDS = {"looked_after": "Looked-after and other children", "risk": "Risk grades",
+                   "age_band": "Age bands"}
+
+
+def _moderator_tests(results: Results) -> list[str]:
+    """One plain sentence per moderator from its test of subgroup differences (evidence.subgroup_differences)."""
+    sentences = []
+    for e in results.estimates:
+        if e.estimand != "subgroup_difference":
+            continue
+        who = MODERATOR_WORDS.get(e.details.get("moderator"), str(e.details.get("moderator", "")).replace("_", " "))
+        if e.details.get("differs"):
+            sentences.append(f"{who}: the change appears to differ between them, more than chance would usually "
+                             "give; treat this as a lead to examine, not a finding.")
+        else:
+            sentences.append(f"{who}: no clear sign that the change differs between them; the gaps between their "
+                             "results below could be chance.")
+    return sentences
 
 
 def _moderators(results: Results, rule) -> tuple[list[dict], str]:
     rows, method = [], ""
+    outcomes = {o["name"]: o for o in results.context.get("outcomes", [])}
     for e in results.estimates:
         if (e.group or "").startswith("subgroup: "):
-            value, span = _value_text(e)
+            value, span = estimate_words(e, outcomes.get(e.outcome, {}), results.context.get("frequency"))
             episodes = control_count(e.details.get("episodes"), rule)
             rows.append({"subgroup": e.group[len("subgroup: "):], "episodes": episodes, "estimate": value, "range": span})
             method = e.method
     return rows, method
 
 
-def _economics(evidence: dict) -> dict | None:
-    econ = evidence.get("economics")
-    if not econ:
-        return None
-    change = econ["reports_change_per_year"]
-    saved = econ["police_cost_saved_per_year"]
-    words = (f"If the estimated change is real, about {_prose_count(abs(change))} "
-             f"{'fewer' if change < 0 else 'more'} missing reports a year would "
-             f"{'save' if saved >= 0 else 'cost'} about £{_prose_count(abs(saved))} of police time a year")
-    span = econ.get("police_cost_saved_range")
-    if span:
-        low, high = span
-        if low < 0 < high:
-            words += f"; the likely range runs from a cost of £{_prose_count(-low)} to a saving of £{_prose_count(high)}"
-        else:
-            words += f" (likely range £{_prose_count(min(low, high))} to £{_prose_count(max(low, high))})"
-    if econ.get("annual_cost"):
-        net = econ.get("net_saving_per_year", 0.0)
-        words += (f", against the intervention's cost of £{_prose_count(econ['annual_cost'])} a year "
-                  f"(a net {'saving' if net >= 0 else 'cost'} of about £{_prose_count(abs(net))})")
-    return {**econ, "sentence": words + "."}
-
-
-def _prose_count(x: float) -> str:
-    if x >= 1000:
-        return f"{round(x, -3 if x >= 10000 else -2):,.0f}"
-    return f"{round(x):,.0f}"
-
-
-def view_model(results: Results) -> dict:
+def view_model(results: Results, diagnosis: dict | None = None) -> dict:
+    """Everything the template shows. ``diagnosis`` (optional, a design diagnosis record with
+    ``headline.mde``) adds the smallest detectable change to "What this means"."""
     context = results.context
     rule = rule_from_dict(context["disclosure"])
     outcomes = {o["name"]: o for o in context["outcomes"]}
@@ -325,10 +305,17 @@ def view_model(results: Results) -> dict:
     if rows:
         total = ["all", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows)]
         controlled = control_table(rows + [total], [2, 3], rule, total_row=len(rows))
+    # every count of episodes, children or rows anywhere in the text passes the same rule as the tables
     checks = [{"name": c.name, "label": CHECK_LABEL.get(c.name, c.name.replace("_", " ")), "status": c.status,
-               "detail": c.detail, "method": METHOD_NAMES.get(c.method, c.method), "outcome": c.outcome,
-               "meaning": CHECK_MEANING.get(c.name, "")}
+               "detail": control_text(c.detail, rule), "method": METHOD_NAMES.get(c.method, c.method),
+               "outcome": c.outcome, "meaning": CHECK_MEANING.get(c.name, ""),
+               "plain": check_plain(c.name, c.status), "analysis": method_does(c.method, next(
+                   (a.settings for a in results.analyses if a.method == c.method and a.outcome == c.outcome), {}))
+               if c.method else ""}
               for c in results.checks]
+    evidence = control_values(results.evidence, rule)
+    analyses = [replace(a, label=control_text(a.label, rule), settings=control_values(a.settings, rule),
+                        notes=control_values(a.notes, rule)) for a in results.analyses]
     moderator_rows, moderator_method = _moderators(results, rule)
     adoption: dict = {}
     for unit, period in context.get("adoption", {}).items():
@@ -337,23 +324,35 @@ def view_model(results: Results) -> dict:
     return {
         "r": results,
         "title": results.design.get("title"),
-        "evidence": results.evidence,
+        "evidence": evidence,
         "context": context,
         "figures": _figures(results, rule, outcomes),
         "main_rows": _main_rows(results, outcomes),
         "design_checks": [c for c in checks if c["name"] in DESIGN_CHECKS],
-        "other_concerns": [c for c in results.evidence.get("concerns", []) if c.split(":", 1)[0] not in DESIGN_CHECKS],
         "moderator_rows": moderator_rows,
+        "moderator_tests": _moderator_tests(results),
         "moderator_method_name": METHOD_NAMES.get(moderator_method, moderator_method),
         "adoption_by_period": sorted(adoption.items()),
         "phase_in_excluded": all(a.settings.get("transition_mode", "exclude") == "exclude" for a in results.analyses),
-        "economics": _economics(results.evidence),
+        "economics": economics_words(results),
+        "means": what_this_means(results, diagnosis),
+        "diagnosis": diagnosis,
+        "diagnosis_section": _diagnosis_section(results, diagnosis),
+        "disagreements": disagreements(results),
+        "headline_text": strip_statistics(evidence.get("headline", "")),
+        "schedule": adoption_schedule(context.get("adoption", {})),
+        "estimate_groups": _estimate_groups(results),
+        "methods_text": _methods_text(analyses),
+        "concern_checks": [c for c in checks if c["status"] in ("warn", "fail") and c["name"] not in DESIGN_CHECKS
+                           and (c["method"], c["outcome"]) in {(METHOD_NAMES.get(f["method"], f["method"]), f["outcome"])
+                                                               for f in evidence.get("effects", [])}],
         "summary_rows": controlled,
         "summary_label": table[0]["outcome"].replace("_", " ") if table else "",
         "disclosure_text": rule.describe(),
         "estimates": results.estimates,
         "checks": checks,
-        "analyses": results.analyses,
+        "analyses": analyses,
+        "published_rows": published_count_text(results.data.get("rows"), rule),
         "technical_tables": [t for a in results.analyses for t in a.series.get("tables", [])]
         if context.get("audience") == "technical" else [],
         "references": [ref for m in methods for ref in REFERENCES.get(m, [])],
@@ -361,8 +360,17 @@ def view_model(results: Results) -> dict:
     }
 
 
-def render_html(results: Results) -> str:
-    return environment().get_template("report.html.j2").render(**view_model(results))
+def _diagnosis_section(results: Results, diagnosis: dict | None) -> dict | None:
+    """The section "Could this evaluation have detected a change?" from a design diagnosis (evalkit.report.diagnosis)."""
+    if not diagnosis:
+        return None
+    from .diagnosis import report_section
+
+    return report_section(results, diagnosis)
+
+
+def render_html(results: Results, diagnosis: dict | None = None) -> str:
+    return environment().get_template("report.html.j2").render(**view_model(results, diagnosis))
 
 
 def render_report(results: Results, path) -> Path:

@@ -1,0 +1,49 @@
+"""Moderators (EMMIE's "Moderators"): the headline analysis refitted within each subgroup of
+episodes (looked-after status, risk grade, age band), on the same units, periods, exposure
+and adoption dates (evalkit.data.subgroups)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..data import AnalysisData
+from ..data.subgroups import subgroup_data, subgroup_masks
+from ..design import Design
+from ..errors import EvalkitError
+from ..results import Check
+from . import get_method
+
+
+def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
+    """Refit the headline analysis within each subgroup the episodes carry (EMMIE's Moderators)."""
+    index = next(i for i, spec in enumerate(design.analysis)
+                 if spec.method == evidence["headline_method"] and spec.outcome == evidence["headline_outcome"])
+    spec = design.analysis[index]
+    if design.outcome(spec.outcome).measure != "count":
+        return [], []
+    if getattr(spec, "inference", "analytic") != "analytic":
+        # subgroup estimates are descriptive: analytic intervals, not thousands of refits per subgroup
+        spec = spec.model_copy(update={"inference": "analytic"})
+    fit = get_method(spec.method)
+    estimates, skipped = [], []
+    # a count outcome's refit reads only the recounted panel: each subgroup copies just the
+    # columns the counts come from, not the whole episode frame (millions of rows nationally)
+    counted = [c for c in ("unit", "period", "repeat", "person") if c in data.episodes.columns]
+    slim = replace(data, episodes=data.episodes[counted])
+    for moderator, level, mask in subgroup_masks(data.episodes):
+        try:
+            result = fit(design, subgroup_data(slim, design, mask), spec, index)
+        except EvalkitError as exc:
+            skipped.append(f"{level}: {exc.what}")
+            continue
+        for estimate in result.estimates:
+            if estimate.estimand == evidence["headline_estimand"] and estimate.group in (None, "treated"):
+                estimate.group = f"subgroup: {level}"
+                estimate.details = {**estimate.details, "moderator": moderator, "subgroup": level,
+                                    "episodes": int(mask.sum())}
+                estimates.append(estimate)
+    checks = []
+    if skipped:
+        checks.append(Check("moderators", "warn", "some subgroups could not be analysed: " + "; ".join(skipped),
+                            method=spec.method, outcome=spec.outcome))
+    return estimates, checks
