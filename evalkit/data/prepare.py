@@ -212,6 +212,11 @@ def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
                 and "person" not in episodes:
             raise EvalkitError(design.where, f"outcome '{outcome.name}' needs a person column",
                                "map data.columns.person to the child identifier column", key="data.columns")
+    return outcome_panel(design, episodes, units, periods), periods, units, episodes
+
+
+def outcome_panel(design: Design, episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) -> pd.DataFrame:
+    """The declared outcomes per unit and period, derived from episodes inside the window."""
     counts = derive_counts(episodes, units, periods)
     panel = counts[["unit", "period"]].copy()
     for outcome in design.outcomes:
@@ -220,7 +225,7 @@ def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
         elif outcome.measure in DURATION_MEASURES:
             # Kaplan-Meier per unit-period; cells under min_episodes are NaN (evalkit/data/durations.py)
             panel[outcome.name] = derive_duration_outcome(episodes, units, periods, outcome)
-    return panel, periods, units, episodes
+    return panel
 
 
 def _unit_sort_key(unit):

@@ -647,8 +647,8 @@ def episodes_panel(design, episodes: pd.DataFrame, units: list, periods: pd.Peri
     """Counts and duration outcomes per unit and period (zero-filled), as the episodes
     layout derives them; every authority with a return is a unit, episodes or not."""
     from ..periods import FREQUENCIES
-    from .durations import DURATION_MEASURES, derive_duration_outcome
-    from .episodes import derive_counts, mark_repeats
+    from .episodes import mark_repeats
+    from .prepare import outcome_panel
 
     episodes["repeat"] = mark_repeats(episodes).to_numpy()  # before the window: earlier episodes count
     episodes["period"] = episodes["reported_at"].dt.to_period(FREQUENCIES[design.data.frequency])
@@ -657,14 +657,7 @@ def episodes_panel(design, episodes: pd.DataFrame, units: list, periods: pd.Peri
         raise EvalkitError(where, f"no missing episode starts inside the window {periods[0]}..{periods[-1]}",
                            "check data.window against the collection years of the returns")
     episodes = episodes.loc[inside].reset_index(drop=True)
-    counts = derive_counts(episodes, units, periods)
-    panel = counts[["unit", "period"]].copy()
-    for outcome in design.outcomes:
-        if outcome.measure == "count":
-            panel[outcome.name] = counts[outcome.derive or outcome.name].to_numpy()
-        elif outcome.measure in DURATION_MEASURES:
-            panel[outcome.name] = derive_duration_outcome(episodes, units, periods, outcome)
-    return panel, units, episodes
+    return outcome_panel(design, episodes, units, periods), units, episodes
 
 
 def rule_checks(found: MissingEpisodes) -> list:
