@@ -307,8 +307,11 @@ def subgroup_differences(estimates: list[Estimate], alpha: float = 0.05) -> list
 
     Cochran's Q across the subgroup estimates of one moderator (looked-after status, risk
     grade, age band), on the log scale for ratios and the natural scale for differences,
-    weights 1/se^2: the usual test for subgroup differences (the subgroups are disjoint
-    sets of episodes, so their estimates are independent). Q is chi-square with k - 1
+    weights 1/se^2: the usual test for subgroup differences. It treats the subgroup
+    estimates as independent; they come from disjoint sets of episodes but share areas and
+    periods, and the refits use analytic standard errors, which are too small with few
+    areas, so the test is approximate and leans towards finding differences (the report
+    calls a difference "a lead to examine, not a finding"). Q is chi-square with k - 1
     degrees of freedom when the effect is the same in every subgroup. Returned as estimates
     ``subgroup_difference`` (estimate = Q, p_value) with ``group`` "moderator: <name>",
     reported before the subgroup rows: a single subgroup's interval excluding no change is

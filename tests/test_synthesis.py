@@ -374,3 +374,11 @@ def test_a_difference_pools_with_its_standard_error_unless_the_interval_inverts_
                         details={"se_scale": "log", "interval_method": "randomization test inversion"})
     yi, vi, source = pooling_scale(inverted, 0.05)
     assert source == "interval" and vi > 0.02**2
+
+
+def test_nothing_to_pool_is_an_error_not_an_empty_report(tmp_path):
+    lone = _results_file(tmp_path / "a" / "results.json", "single_point_of_contact",
+                         [Estimate("reports", "did", "att", "ratio", 0.9, None, None, None, None)])
+    with pytest.raises(EvalkitError, match=r"no finding of any results file can be pooled"):
+        synthesize([lone])
+    assert not (tmp_path / "out").exists()

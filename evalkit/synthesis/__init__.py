@@ -116,6 +116,10 @@ def synthesize(paths, out=None, test: str = "auto", level: float = 0.95, predict
     from .words import summary_sentence
 
     studies, excluded = read_studies(paths)
+    if not studies:
+        reasons = "; ".join(f"{e['id']}: {e['reason']}" for e in excluded[:3])
+        raise EvalkitError("synthesize", f"no finding of any results file can be pooled ({reasons})",
+                           "give results files whose headline estimates have a standard error or an interval")
     pooled, summaries = [], []
     for key, members in groups(studies):
         records = pool_group(key, members, test=test, level=level, prediction=prediction)
