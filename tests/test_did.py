@@ -113,7 +113,7 @@ def test_linear_twfe_matches_dummy_regression_and_xtreg_convention(tmp_path):
     """
     rng = np.random.default_rng(11)
     frame = simulated_panel(rng, STAGGERED, areas=12, periods=20, effect=0.4, missing=9)
-    design = panel_design(tmp_path, frame, {"family": "linear"}, STAGGERED)
+    design = panel_design(tmp_path, frame, {"family": "linear", "inference": "analytic"}, STAGGERED)
     result, _ = fit_did(design)
     att = result.estimates[0]
     frame = frame.sort_values(["area", "period"]).reset_index(drop=True)
@@ -220,7 +220,7 @@ def test_poisson_twfe_matches_statsmodels_glm(tmp_path):
     adoption = {"A0": month(8), "A1": month(8), "A2": month(8)}
     frame = simulated_panel(rng, adoption, areas=9, periods=18, effect=np.log(0.88), counts=True)
     frame.loc[frame.index[::17], "y"] = 0.0      # zeros are fine: nothing is logged
-    design = panel_design(tmp_path, frame, {}, adoption, measure="count", exposure=True, per=1000)
+    design = panel_design(tmp_path, frame, {"inference": "analytic"}, adoption, measure="count", exposure=True, per=1000)
     result, _ = fit_did(design)
     att = result.estimates[0]
     frame = frame.sort_values(["area", "period"]).reset_index(drop=True)
@@ -291,14 +291,14 @@ def test_pre_trend_check_detects_diverging_pre_trends(tmp_path):
     rng = np.random.default_rng(12)
     adoption = {f"A{i}": month(30) for i in range(4)}
     frame = simulated_panel(rng, adoption, areas=12, periods=40, counts=True, scale=10.0)
-    parallel, _ = fit_did(panel_design(tmp_path, frame, {}, adoption, measure="count", exposure=True))
+    parallel, _ = fit_did(panel_design(tmp_path, frame, {"inference": "analytic"}, adoption, measure="count", exposure=True))
     check = next(c for c in parallel.checks if c.name == "pre_trends")
     assert check.status == "pass" and check.values["df"] == 2 and check.values["clusters"] == 12
     # the treated areas' counts grow 2% a month before adoption
     t = frame["period"].map(lambda p: (pd.Period(p, "M") - pd.Period(month(0), "M")).n)
     treated = frame["area"].isin(adoption)
     frame.loc[treated, "y"] = np.round(frame.loc[treated, "y"] * np.exp(0.02 * (t[treated] - 30))).astype(float)
-    diverging, _ = fit_did(panel_design(tmp_path, frame, {}, adoption, measure="count", exposure=True))
+    diverging, _ = fit_did(panel_design(tmp_path, frame, {"inference": "analytic"}, adoption, measure="count", exposure=True))
     check = next(c for c in diverging.checks if c.name == "pre_trends")
     assert check.status == "fail" and check.values["test"] == "pre_adoption_yearly_bins_hotelling"
     assert check.values["bins"][0]["years_before"] == 2 and check.values["bins"][0]["estimate"] < 0.85
@@ -545,7 +545,7 @@ def test_analytic_inference_with_few_treated_areas_advises_alternatives(tmp_path
     rng = np.random.default_rng(6)
     adoption = {"A0": month(5), "A1": month(5)}
     frame = simulated_panel(rng, adoption, areas=8, periods=12, counts=True)
-    design = panel_design(tmp_path, frame, {}, adoption, measure="count")
+    design = panel_design(tmp_path, frame, {"inference": "analytic"}, adoption, measure="count")
     result, _ = fit_did(design)
     check = next(c for c in result.checks if c.name == "few_treated")
     assert check.status == "warn" and "inference: randomization" in check.detail
@@ -668,3 +668,18 @@ def test_wild_cluster_names_its_interval(tmp_path):
     att = fit_did(design)[0].estimates[0]
     assert att.details["interval_method"] == "wild cluster bootstrap test inversion"
     assert att.details["test_rejects"] == (att.p_value < 0.05) == (not att.ci_low <= 0 <= att.ci_high)
+
+
+def test_the_default_inference_follows_the_number_of_adopting_areas(tmp_path):
+    """auto: randomization below 20 adopting areas (analytic intervals covered 80.5% with 3 of 15),
+    analytic from 20; the reason is stated."""
+    rng = np.random.default_rng(12)
+    few = {f"A{i}": month(8) for i in range(3)}
+    frame = simulated_panel(rng, few, areas=15, periods=16, counts=True)
+    att = evalkit.run(panel_design(tmp_path, frame, {}, few, measure="count")).estimate("att")
+    assert att.details["inference"] == "randomization" and att.details["interval_method"] == "randomization test inversion"
+    many = {f"A{i}": month(8) for i in range(20)}
+    frame = simulated_panel(rng, many, areas=30, periods=12, counts=True)
+    results = evalkit.run(panel_design(tmp_path, frame, {}, many, measure="count"))
+    assert results.estimate("att").details["inference"] == "analytic"
+    assert "chosen by default" in results.analyses[0].settings["inference_reason"]

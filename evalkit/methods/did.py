@@ -30,7 +30,7 @@ from ..periods import PERIODS_PER_YEAR
 from ..results import Analysis, Check, Estimate
 from . import MethodResult
 from .bacon import NEVER
-from .did_checks import FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
+from .did_checks import AUTO_ANALYTIC_FROM, FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
 from .did_estimate import DiDFit, DiDSample, estimate, post_rows
 from .twfe import TwoWayProjection
 
@@ -56,6 +56,9 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         _panelols(sample, observed)
     alpha = design.alpha
     n_treated = int(np.sum(positions != NEVER))
+    chosen = spec.inference == "auto"
+    if chosen:  # the default follows the design's own number of adopting areas (docs/methods/did.md)
+        spec = spec.model_copy(update={"inference": "randomization" if n_treated < AUTO_ANALYTIC_FROM else "analytic"})
     n_clusters = int(len(np.unique(observed.design.unit)))
     result = MethodResult()
     common = {"outcome": outcome.name, "method": spec.method}
@@ -106,7 +109,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                              "interval is unbounded")
         inference_record = boot.to_dict()
         series_extra["bootstrap"] = {**boot.histogram(), "p_value": boot.p_value}
-    reason = _inference_reason(spec, n_treated, sample.n_units, inference_record)
+    reason = _inference_reason(spec, n_treated, sample.n_units, inference_record, chosen)
 
     ratio = family == "poisson"
     value = float(np.exp(observed.statistic)) if ratio else float(observed.statistic)
@@ -411,10 +414,16 @@ def _absolute_details(details: dict, observed: DiDFit, sample: DiDSample, per_ye
 
 
 # ----------------------------------------------------------------------------- words and series
-def _inference_reason(spec, n_treated: int, n_units: int, record: dict) -> str:
+def _inference_reason(spec, n_treated: int, n_units: int, record: dict, chosen: bool = False) -> str:
     few = n_treated < FEW_TREATED
-    why = (f"only {n_treated} area{'s' if n_treated != 1 else ''} adopted, so cluster-robust standard errors "
-           "over-reject" if few else "as declared in the design")
+    if chosen:
+        why = (f"chosen by default because {n_treated} area{'s' if n_treated != 1 else ''} adopted (fewer than "
+               f"{AUTO_ANALYTIC_FROM}), where cluster-robust intervals cover too little"
+               if spec.inference == "randomization" else
+               f"chosen by default: {n_treated} areas adopted, enough for cluster-robust errors")
+    else:
+        why = (f"only {n_treated} area{'s' if n_treated != 1 else ''} adopted, so cluster-robust standard errors "
+               "over-reject" if few else "as declared in the design")
     if spec.inference == "randomization":
         how = (f"every one of the {record['n_assignments']} ways" if record.get("exhaustive")
                else f"{record['reps']} random re-assignments")
@@ -428,7 +437,7 @@ def _inference_reason(spec, n_treated: int, n_units: int, record: dict) -> str:
     if few:
         return (f"cluster-robust standard errors by area (as declared), although only {n_treated} area"
                 f"{'s' if n_treated != 1 else ''} adopted, so they may over-reject: see the few_treated check")
-    return f"cluster-robust standard errors by area: {n_treated} of {n_units} areas adopted"
+    return f"cluster-robust standard errors by area ({why}): {n_treated} of {n_units} areas adopted"
 
 
 def _analytic_words(family: str, n_clusters: int) -> str:

@@ -18,6 +18,10 @@ from .did_estimate import DiDFit, DiDSample
 from .twfe import FixedEffectsDesign, cluster_scores, compact, fit_ols, fit_poisson, separated, structured_solve
 
 FEW_TREATED = 6               # warn below this many treated areas (MacKinnon & Webb 2017)
+#: inference: auto takes randomization below this many adopting areas: cluster-robust (analytic)
+#: intervals covered 80.5% with 3 of 15 (benchmarks/did_inference_coverage.py) and 89.9% with 7 of
+#: 13 (docs/diagnosis.md); randomization by test inversion covered 95.0%
+AUTO_ANALYTIC_FROM = 20
 FORBIDDEN_WEIGHT = 0.10       # Bacon: warn when later-vs-earlier comparisons carry more weight
 FORBIDDEN_SIGN_WEIGHT = 0.05  # ... or carry at least this much with the opposite sign
 MAX_ENUMERATE = 5000          # randomization: every assignment when there are at most this many
