@@ -1,14 +1,14 @@
 """Benchmark: the national SPOC example (43 forces, 10 years, about 3.5 million episodes).
 
-The budget (the issue "national scale"): ``evalkit run DIR/design.yaml`` completes its plan
+The budget (the issue "national scale"): ``evalkit run DIR/spoc_rollout.yaml`` completes its plan
 within 30 s and 2 GiB of memory on a 2-core machine. This script
 
 1. writes the example once with ``evalkit example spoc-rollout --scale national --out DIR``
    (timed, outside the budget: the generator simulates every child);
-   If the data are already there but ``design.yaml`` differs from the design the example
+   If the data are already there but ``spoc_rollout.yaml`` differs from the design the example
    writes now (``evalkit.examples.spoc_design_text``), the design file is rewritten, so the
    benchmark always runs the national design as written in this checkout;
-2. runs ``evalkit run DIR/design.yaml --out DIR/out`` in a child process under
+2. runs ``evalkit run DIR/spoc_rollout.yaml --out DIR/out`` in a child process under
    ``/usr/bin/time -v`` (falling back to ``getrusage`` of the child), ``--repeats`` times,
    and prints each run's wall time and peak resident memory: the numbers the budget is
    about;
@@ -129,7 +129,7 @@ def child_env() -> dict:
 
 
 def write_example(out: Path) -> float | None:
-    design = out / "design.yaml"
+    design = out / "spoc_rollout.yaml"
     if design.exists() and (out / "episodes.parquet").exists():
         from evalkit.examples import SPOC_SEED, spoc_design_text
 
@@ -146,7 +146,7 @@ def write_example(out: Path) -> float | None:
 
 def issue_plan_design(out: Path) -> Path:
     """A copy of the design whose plan holds ITS, staggered DiD and survival DiD over 2014-2023."""
-    text = (out / "design.yaml").read_text(encoding="utf-8")
+    text = (out / "spoc_rollout.yaml").read_text(encoding="utf-8")
     text = re.sub(r"window: \{start: \d{4}-\d{2}, end: 2023-12\}", "window: {start: 2014-01, end: 2023-12}", text)
     missing = [line for method, line in ISSUE_METHODS.items() if f"method: {method}" not in text]
     if missing:
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     generated = write_example(out)
     if generated is not None:
         print(f"evalkit example spoc-rollout --scale national: {generated:.1f} s (outside the budget)")
-    design = out / "design.yaml" if args.plan == "as-written" else issue_plan_design(out)
+    design = out / "spoc_rollout.yaml" if args.plan == "as-written" else issue_plan_design(out)
     plan = re.findall(r"method: (\w+)", design.read_text(encoding="utf-8"))
     print(f"design: {design} (plan: {', '.join(plan)})")
     absent = [m for m in ISSUE_METHODS if m not in plan]
