@@ -638,7 +638,7 @@ def _check_design(design: Design) -> None:
             design.period(change.end, f"context.concurrent_changes[{i}].end")
     if design.data.extracted_at is not None:
         try:
-            design.extracted_at
+            _ = design.extracted_at  # parsing it is the check
         except (ValueError, TypeError):
             raise EvalkitError(where, f"extracted_at '{design.data.extracted_at}' is not a date",
                                "write it as 2024-03-31 or 2024-03-31T23:59", key="data.extracted_at") from None

@@ -359,7 +359,7 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
     years: dict[str, set] = {}
     for _, la, year in source:
         years.setdefault(la, set()).add(year)
-    for (la, year), kinds in folder.items():
+    for la, year in folder:
         years.setdefault(la, set()).add(year)
     for la, held in sorted(years.items()):
         for year in range(min(held), max(held) + 1):

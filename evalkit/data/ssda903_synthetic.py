@@ -256,7 +256,7 @@ def simulate_returns(seed: int = SEED) -> dict:
     """
     rng = np.random.default_rng(seed)
     tables, planted = {}, []
-    for index, (la, name, typical, adoption) in enumerate(AUTHORITIES):
+    for index, (la, _name, typical, adoption) in enumerate(AUTHORITIES):
         children, eps, mis = _simulate_authority(rng, index, typical, adoption)
         for year in YEARS:
             header, episodes, missing = _returns_of(children, eps, mis, year, rng)
@@ -265,7 +265,7 @@ def simulate_returns(seed: int = SEED) -> dict:
     keys = sorted(tables)
     for rule, count in BREACHES.items():
         made = 0
-        for attempt in range(50):
+        for _attempt in range(50):
             if made == count:
                 break
             key = keys[int(rng.integers(len(keys)))]

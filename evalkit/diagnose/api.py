@@ -199,7 +199,8 @@ class _Runner:
                     self._flush(pending)
 
             for todo, sim_list in sorted(missing.items()):
-                callback = (lambda got, n, k=len(todo): on_batch(got, n, k))
+                size = len(todo)
+                callback = (lambda got, n, k=size: on_batch(got, n, k))
                 if self.backend is None:
                     self.backend = open_backend(self.simulator, self.backend_kind, self.workers, self.scheduler)
                 self.backend.run(sim_list, list(todo), callback, analyses)

@@ -348,7 +348,7 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
     loglik_null = loglik
     iterations = 0
     converged = False
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
         try:
             step = np.linalg.solve(info, score)
         except np.linalg.LinAlgError:

@@ -195,7 +195,7 @@ def fit_poisson(design: FixedEffectsDesign, y: np.ndarray, offset: np.ndarray | 
     mu = np.exp(eta)
     deviance = _poisson_deviance(y, mu)
     converged = False
-    for iteration in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is returned after the loop
         step = structured_solve(design, mu, X.T @ (y - mu))
         size = 1.0
         while True:

@@ -46,7 +46,7 @@ def forest_figure(studies: list[dict], pooled: list[dict], title: str) -> str:
     with matplotlib.rc_context(figures.STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 0.42 * n + 1.0))
         y = np.arange(n)[::-1].astype(float)
-        for yy, (label, est, low, high, kind, weight, pi_low, pi_high) in zip(y, rows):
+        for yy, (_label, est, low, high, kind, weight, pi_low, pi_high) in zip(y, rows):
             if kind == "study":
                 if low is not None and high is not None:
                     ax.plot([low, high], [yy, yy], color=figures.PALETTE["observed"], linewidth=1.1)
