@@ -26,6 +26,7 @@ def test_the_wheel_ships_real_files_and_uses_them(tmp_path):
         links = [i.filename for i in archive.infolist() if (i.external_attr >> 16) & 0o170000 == 0o120000]
         archive.extractall(tmp_path / "site")
     assert not links
+    assert "evalkit/py.typed" in names  # type information ships (PEP 561)
     for relative in ("reports/templates/report.html.j2", "reports/templates/report.css",
                      "reports/templates/synthesis.html.j2", "examples/sicily/sicily.csv",
                      "designs/sicily_smoking_ban.yaml", "examples/geography/la_to_pfa.csv"):
