@@ -67,23 +67,14 @@ def read_published(path, where: str) -> pd.DataFrame:
     if not len(frame):
         raise EvalkitError(where, "has no 'Local authority' rows", "use the file with local-authority figures")
     period = frame["time_period"].str.strip()
-    bad = ~period.str.fullmatch(r"\d{6}")
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise EvalkitError(where, f"'{period.iloc[i][:20]}' in column 'time_period' is not a collection year like 202223",
-                           "keep the published time_period column as it is", key=f"row {frame['row'].iloc[i]}")
+    _refuse_first(~period.str.fullmatch(r"\d{6}"), period, frame, where, "time_period",
+                  "is not a collection year like 202223", "keep the published time_period column as it is")
     start, end = period.str[:4].astype(int), period.str[4:].astype(int)
-    bad = (start + 1) % 100 != end
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise EvalkitError(where, f"'{period.iloc[i]}' in column 'time_period' is not two consecutive years",
-                           "keep the published time_period column as it is", key=f"row {frame['row'].iloc[i]}")
+    _refuse_first((start + 1) % 100 != end, period, frame, where, "time_period", "is not two consecutive years",
+                  "keep the published time_period column as it is")
     unit = frame["new_la_code"].str.strip()
-    bad = ~unit.str.fullmatch(r"[EW]\d{8}")
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise EvalkitError(where, f"'{unit.iloc[i][:20]}' in column 'new_la_code' is not an ONS local authority code",
-                           "keep the published new_la_code column", key=f"row {frame['row'].iloc[i]}")
+    _refuse_first(~unit.str.fullmatch(r"[EW]\d{8}"), unit, frame, where, "new_la_code",
+                  "is not an ONS local authority code", "keep the published new_la_code column")
     text = frame["number"].str.strip().str.replace(",", "", regex=False)
     suppressed = text.str.lower().isin(SUPPRESSED)
     numbers = pd.to_numeric(text.where(~suppressed), errors="coerce")
@@ -95,6 +86,15 @@ def read_published(path, where: str) -> pd.DataFrame:
     return pd.DataFrame({"unit": unit.to_numpy(), "year": (start + 1).to_numpy(), "la_name": frame["la_name"].to_numpy(),
                          "missing_status": frame["missing_status"].str.strip().to_numpy(),
                          "number": numbers.to_numpy(dtype=float), "row": frame["row"].to_numpy()})
+
+
+def _refuse_first(bad: pd.Series, values: pd.Series, frame: pd.DataFrame, where: str, column: str, what: str,
+                  fix: str) -> None:
+    """A one-line error naming the first row where ``bad`` holds, its value and its column."""
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise EvalkitError(where, f"'{str(values.iloc[i])[:20]}' in column '{column}' {what}", fix,
+                           key=f"row {frame['row'].iloc[i]}")
 
 
 def published_panel(design, rows: pd.DataFrame, where: str):
