@@ -59,7 +59,7 @@ def design_for(folder: Path, frame: pd.DataFrame, adoption: dict, inference: str
 
 def main(sims: int = 200, seed: int = 2026, reps: int = 199) -> dict:
     from evalkit.data import load_data
-    from evalkit.methods.did import fit
+    from evalkit.methods.did.did import fit
 
     rng = np.random.default_rng(seed)
     hits = {"analytic": [], "randomization": []}

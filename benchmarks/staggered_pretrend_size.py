@@ -9,7 +9,7 @@ A third, ``monthly_short``: 48 areas, 20 months, cohorts of 10 adopting at month
 and 11 (25 pre-period cells, R did's test computable). Cohorts are assigned at random, so parallel trends hold in expectation.
 
 For each data set: the pooled-bin Welch/Hotelling test that now decides
-(evalkit.methods.pretrend), R did's Wald pre-test over all pre-period ATT(g,t) (chi2;
+(evalkit.methods.staggered.pretrend), R did's Wald pre-test over all pre-period ATT(g,t) (chi2;
 None when V is singular) and the former fallback (yearly bins of the event study, chi2).
 
 Run: OPENBLAS_NUM_THREADS=1 python benchmarks/staggered_pretrend_size.py [datasets] [seed]
@@ -26,10 +26,10 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evalkit.methods.aggte import aggregate_all, make_plan  # noqa: E402
-from evalkit.methods.att_gt import NEVER, group_time_att  # noqa: E402
-from evalkit.methods.pretrend import pooled_pre_trend_test  # noqa: E402
-from evalkit.methods.staggered import DEGENERATE, _wald  # noqa: E402
+from evalkit.methods.staggered.aggte import aggregate_all, make_plan  # noqa: E402
+from evalkit.methods.staggered.att_gt import NEVER, group_time_att  # noqa: E402
+from evalkit.methods.staggered.pretrend import pooled_pre_trend_test  # noqa: E402
+from evalkit.methods.staggered.staggered import DEGENERATE, _wald  # noqa: E402
 from tests.test_calibration_did import monthly_null, yearly_null  # noqa: E402
 
 

@@ -10,7 +10,7 @@ higher after adoption, a 1% long-term-missing share, censoring at the extract on
   the file, the stratified Cox model (Efron ties, area-clustered covariance, the
   Schoenfeld test), Kaplan-Meier descriptives, per-area restricted means and the
   999-replicate area bootstrap;
-* the method alone on loaded data, and the Cox fit alone (``evalkit.methods.cox.fit_cox``);
+* the method alone on loaded data, and the Cox fit alone (``evalkit.methods.survival.cox.fit_cox``);
 * statsmodels ``PHReg(..., ties="efron", strata=area).fit(groups=area)`` on the first
   ``--phreg-episodes`` episodes only (its Python loops over event times make the full
   extract take minutes);
@@ -122,8 +122,8 @@ def main() -> None:
     import evalkit
     from evalkit.data import load_data
     from evalkit.methods import get_method
-    from evalkit.methods.cox import fit_cox
-    from evalkit.methods.survival import survival_frame
+    from evalkit.methods.survival.cox import fit_cox
+    from evalkit.methods.survival.survival import survival_frame
 
     out = args.out or Path(tempfile.mkdtemp(prefix="survival-bench-"))
     design_path = make_extract(out)

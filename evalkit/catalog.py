@@ -64,7 +64,7 @@ _ITS_REFERENCES = (
 
 METHODS: dict[str, MethodRecord] = {record.name: record for record in (
     MethodRecord(
-        name="its", module="its", options="ITSOptions", headline_estimand="cumulative_effect",
+        name="its", module="its.its", options="ITSOptions", headline_estimand="cumulative_effect",
         level=2, level_label="trend-adjusted before and after: cannot rule out other changes at the same time",
         display_name="interrupted time series",
         does="before and after in the adopting areas, allowing for the trend and season",
@@ -73,7 +73,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         figures=("its", "acf"),
     ),
     MethodRecord(
-        name="controlled_its", module="controlled_its", options="ControlledITSOptions",
+        name="controlled_its", module="its.controlled_its", options="ControlledITSOptions",
         headline_estimand="cumulative_effect", level=3, level_label="compared with similar areas",
         display_name="controlled interrupted time series",
         does="before and after, against areas that did not adopt",
@@ -82,7 +82,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         figures=("its",),
     ),
     MethodRecord(
-        name="did", module="did", options="DiDOptions", headline_estimand="att",
+        name="did", module="did.did", options="DiDOptions", headline_estimand="att",
         level=3, level_label="compared with similar areas", display_name="difference-in-differences",
         does="compared with areas that had not yet started, all adoption dates in one model",
         references=(
@@ -97,7 +97,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         figures=("event_study",),
     ),
     MethodRecord(
-        name="staggered_did", module="staggered", options="StaggeredDiDOptions", headline_estimand="att_simple",
+        name="staggered_did", module="staggered.staggered", options="StaggeredDiDOptions", headline_estimand="att_simple",
         level=3, level_label="compared with similar areas, with adoption at different dates",
         display_name="staggered difference-in-differences",
         does="compared with areas that had not yet started, each adoption date separately",
@@ -111,7 +111,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         figures=("event_study",),
     ),
     MethodRecord(
-        name="synthetic_control", module="synth", options="SyntheticControlOptions", headline_estimand="att",
+        name="synthetic_control", module="synth.synth", options="SyntheticControlOptions", headline_estimand="att",
         level=3, level_label="compared with a weighted blend of similar areas", display_name="synthetic control",
         does="compared with a weighted blend of areas that did not adopt",
         references=(
@@ -124,7 +124,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         figures=("synthetic_control",),
     ),
     MethodRecord(
-        name="survival_did", module="survival", options="SurvivalDiDOptions", headline_estimand="hazard_ratio_did",
+        name="survival_did", module="survival.survival", options="SurvivalDiDOptions", headline_estimand="hazard_ratio_did",
         level=3, level_label="compared with similar areas", display_name="time-to-found difference-in-differences",
         does="how soon children were found, compared with areas that did not adopt",
         references=(

@@ -7,7 +7,7 @@ import numpy as np
 
 import evalkit
 from evalkit.data import load_data
-from evalkit.methods.survival import survival_frame
+from evalkit.methods.survival.survival import survival_frame
 from tests.test_hostile import edit_design, make_project
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalkit.methods.att_gt import NEVER
-from evalkit.methods.pretrend import pooled_pre_trend_test
+from evalkit.methods.staggered.att_gt import NEVER
+from evalkit.methods.staggered.pretrend import pooled_pre_trend_test
 
 
 def monthly_null(rng: np.random.Generator, units: int = 48, months: int = 60, cohorts=(36, 42, 48), size: int = 3):

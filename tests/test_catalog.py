@@ -18,7 +18,7 @@ from evalkit.report import render, words
 from tests.conftest import ROOT
 
 #: helper modules whose checks belong to a method
-HELPERS = {"did": ["did_checks"], "staggered_did": ["pretrend"]}
+HELPERS = {"did": ["did.checks"], "staggered_did": ["staggered.pretrend"]}
 
 
 def _option_models() -> dict:
@@ -35,7 +35,7 @@ def test_every_method_has_one_record_an_options_model_and_a_fit():
 
 
 def _emitted_checks(module: str) -> set[str]:
-    source = (ROOT / "evalkit" / "methods" / f"{module}.py").read_text(encoding="utf-8")
+    source = (ROOT / "evalkit" / "methods" / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8")
     return set(re.findall(r'Check\(\s*"([a-z_0-9]+)"', source))
 
 

@@ -22,8 +22,8 @@ import evalkit
 from evalkit.design import design_from_mapping
 from evalkit.inference.randomization import count_assignments, distinct_assignments, randomization_test
 from evalkit.inference.wild_cluster import bootstrap_t, draw_weights, wild_cluster_bootstrap
-from evalkit.methods.bacon import NEVER, bacon_decomposition, twfe_balanced
-from evalkit.methods.twfe import FixedEffectsDesign, TwoWayProjection, fit_poisson
+from evalkit.methods.did.bacon import NEVER, bacon_decomposition, twfe_balanced
+from evalkit.methods.did.twfe import FixedEffectsDesign, TwoWayProjection, fit_poisson
 
 from .conftest import ROOT
 
@@ -88,7 +88,7 @@ def simulated_panel(rng, adoption: dict, areas: int, periods: int, effect: float
 
 def fit_did(design):
     from evalkit.data import load_data
-    from evalkit.methods.did import fit
+    from evalkit.methods.did.did import fit
 
     data = load_data(design)
     return fit(design, data, design.analysis[0], 0), data
@@ -320,7 +320,7 @@ def test_poisson_fit_against_glm_with_separated_cells():
     y = rng.poisson(3.0, U * T).astype(float)
     y[(cell == 2)] = 0.0
     design = FixedEffectsDesign(unit, time, cell, U, T, 5)
-    from evalkit.methods.twfe import compact, separated
+    from evalkit.methods.did.twfe import compact, separated
 
     drop = separated(design, y)
     assert drop.sum() == 2 and np.all(cell[drop] == 2)
@@ -606,7 +606,7 @@ def _randomization_p(sample, estimator, assignments, theta):
     from dataclasses import replace
 
     from evalkit.inference.randomization import p_value_of
-    from evalkit.methods.did_estimate import estimate, post_rows
+    from evalkit.methods.did.estimate import estimate, post_rows
 
     positions = sample.positions(assignments[0])
     treated_post = post_rows(sample, positions).astype(float)
@@ -622,7 +622,7 @@ def _randomization_p(sample, estimator, assignments, theta):
 def _rebuild(design, result):
     from evalkit.data import load_data
     from evalkit.inference.randomization import randomization_test
-    from evalkit.methods.did import _sample
+    from evalkit.methods.did.did import _sample
 
     data = load_data(design)
     spec = design.analysis[0]

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from evalkit.cli import main
 from evalkit.inference.randomization import randomization_test
 from evalkit.inference.wild_cluster import bootstrap_t, draw_weights
-from evalkit.methods.twfe import TwoWayProjection
+from evalkit.methods.did.twfe import TwoWayProjection
 
 AREAS = ["A", "B", "C", "D", "E", "F"]
 

@@ -22,8 +22,8 @@ import yaml
 import evalkit
 from evalkit.design import design_from_mapping
 from evalkit.inference.multiplier import multiplier_draws, multiplier_weights, summarize
-from evalkit.methods import aggte
-from evalkit.methods.att_gt import NEVER, control_membership, group_time_att, standard_errors
+from evalkit.methods.staggered import aggte
+from evalkit.methods.staggered.att_gt import NEVER, control_membership, group_time_att, standard_errors
 
 from .conftest import ROOT, write
 

@@ -19,9 +19,9 @@ from evalkit.data import load_data
 from evalkit.data.durations import first_crossing_time, kaplan_meier
 from evalkit.evidence import assess, found_sooner_sentence
 from evalkit.methods import get_method
-from evalkit.methods.cox import CoxError, fit_cox
-from evalkit.methods.kaplan_meier import at_times, confidence_band, medians, restricted_means
-from evalkit.methods.survival import CELLS, survival_frame
+from evalkit.methods.survival.cox import CoxError, fit_cox
+from evalkit.methods.survival.kaplan_meier import at_times, confidence_band, medians, restricted_means
+from evalkit.methods.survival.survival import CELLS, survival_frame
 from evalkit.results import Analysis, Estimate
 
 from .conftest import ROOT, write

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import evalkit
-from evalkit.methods.cox import fit_cox
+from evalkit.methods.survival.cox import fit_cox
 
 
 def _episodes(units="ABCD", tied=False, censored=False, seed=2) -> pd.DataFrame:

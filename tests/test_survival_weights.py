@@ -15,8 +15,8 @@ import pytest
 import evalkit
 from evalkit.data import load_data
 from evalkit.data.durations import group_time_order, kaplan_meier
-from evalkit.methods.cox import _covariate_patterns, fit_cox
-from evalkit.methods.survival import _distinct_episodes, survival_frame
+from evalkit.methods.survival.cox import _covariate_patterns, fit_cox
+from evalkit.methods.survival.survival import _distinct_episodes, survival_frame
 
 from .conftest import ROOT
 

@@ -13,7 +13,7 @@ from scipy.optimize import minimize
 import evalkit
 from evalkit.design import design_from_mapping
 from evalkit.errors import EvalkitError
-from evalkit.methods.synth_core import fit_weights, simplex_least_squares, standardise_predictors
+from evalkit.methods.synth.core import fit_weights, simplex_least_squares, standardise_predictors
 
 from .conftest import ROOT
 

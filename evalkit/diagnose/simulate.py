@@ -268,7 +268,7 @@ def duration_truth(base: PlaceboBase, effect: float, horizon: float) -> dict:
     Cox estimate comparing the base episodes with the same episodes shortened (censored
     ones kept at their censoring time), the average hazard ratio a Cox model targets.
     """
-    from ..methods.cox import fit_cox
+    from ..methods.survival.cox import fit_cox
 
     times, curve = base.survival_times, base.survival_curve
 

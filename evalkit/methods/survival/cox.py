@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from ..data.durations import frequency_weights, group_time_order
+from ...data.durations import frequency_weights, group_time_order
 
 #: largest number of distinct covariate rows the pattern-count engine accepts (it keeps an
 #: episodes x patterns table of counts: indicators for a DiD give 3)

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data.durations import DURATION_MEASURES, derive_duration_outcome
-from ..design import Design
-from ..errors import EvalkitError
-from ..periods import PERIODS_PER_YEAR
-from ..results import Analysis, Check, Estimate
-from . import MethodResult
+from ...data.durations import DURATION_MEASURES, derive_duration_outcome
+from ...design import Design
+from ...errors import EvalkitError
+from ...periods import PERIODS_PER_YEAR
+from ...results import Analysis, Check, Estimate
+from .. import MethodResult
 from .segmented import (
     COUNT_FAMILIES,
     NegbinNotConverged,
@@ -199,7 +199,7 @@ def _family(design: Design, outcome, spec, key: str) -> str:
 def _treated_series_units(design: Design, data, spec, key: str):
     """The units pooled into the treated series, and the interruption period."""
     if spec.units:
-        from ..data.prepare import match_unit
+        from ...data.prepare import match_unit
 
         units = [match_unit(u, data.units, design.where, key + ".units") for u in spec.units]
     elif design.units.treated:

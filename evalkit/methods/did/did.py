@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design import Design
-from ..errors import EvalkitError
-from ..inference.randomization import invert_randomization_test, randomization_test
-from ..inference.wild_cluster import wild_cluster_bootstrap
-from ..periods import PERIODS_PER_YEAR
-from ..results import Analysis, Check, Estimate
-from . import MethodResult
+from ...design import Design
+from ...errors import EvalkitError
+from ...inference.randomization import invert_randomization_test, randomization_test
+from ...inference.wild_cluster import wild_cluster_bootstrap
+from ...periods import PERIODS_PER_YEAR
+from ...results import Analysis, Check, Estimate
+from .. import MethodResult
 from .bacon import NEVER
-from .did_checks import AUTO_ANALYTIC_FROM, FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
-from .did_estimate import DiDFit, DiDSample, estimate, post_rows
+from .checks import AUTO_ANALYTIC_FROM, FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
+from .estimate import DiDFit, DiDSample, estimate, post_rows
 from .twfe import TwoWayProjection
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..design import Design
-from ..inference.randomization import randomization_test
-from ..periods import PERIODS_PER_YEAR
-from ..results import Check
+from ...design import Design
+from ...inference.randomization import randomization_test
+from ...periods import PERIODS_PER_YEAR
+from ...results import Check
 from .bacon import NEVER, bacon_decomposition
-from .did_estimate import DiDFit, DiDSample
+from .estimate import DiDFit, DiDSample
 from .twfe import FixedEffectsDesign, cluster_scores, compact, fit_ols, fit_poisson, separated, structured_solve
 
 FEW_TREATED = 6               # warn below this many treated areas (MacKinnon & Webb 2017)

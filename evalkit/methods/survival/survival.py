@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data.durations import group_time_order
-from ..design import Design
-from ..errors import EvalkitError
-from ..results import Analysis, Check, Estimate
-from . import MethodResult
+from ...data.durations import group_time_order
+from ...design import Design
+from ...errors import EvalkitError
+from ...results import Analysis, Check, Estimate
+from .. import MethodResult
 from .cox import CoxError, fit_cox
 from .kaplan_meier import at_times, curve, kaplan_meier, medians, restricted_means
 

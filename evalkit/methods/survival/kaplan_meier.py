@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..data.durations import KaplanMeierTable, first_crossing_time, kaplan_meier
+from ...data.durations import KaplanMeierTable, first_crossing_time, kaplan_meier
 
 #: at most this many step points per curve in ``series``; longer curves are sampled on a grid
 MAX_CURVE_POINTS = 300

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..design import Design
-from ..errors import EvalkitError
-from ..periods import PERIODS_PER_YEAR
-from ..results import Analysis, Check, Estimate
-from . import MethodResult
-from .synth_core import WeightFit, fit_weights, standardise_predictors
+from ...design import Design
+from ...errors import EvalkitError
+from ...periods import PERIODS_PER_YEAR
+from ...results import Analysis, Check, Estimate
+from .. import MethodResult
+from .core import WeightFit, fit_weights, standardise_predictors
 
 MIN_PRE_PERIODS = 2
 MIN_DONORS = 2
@@ -141,7 +141,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
 
 # ----------------------------------------------------------------------------- inputs
 def _treated_unit(design: Design, data, spec, key: str):
-    from ..data.prepare import match_unit
+    from ...data.prepare import match_unit
 
     if spec.unit is not None:
         unit = match_unit(spec.unit, data.units, design.where, key + ".unit")
@@ -162,7 +162,7 @@ def _treated_unit(design: Design, data, spec, key: str):
 
 
 def _donor_pool(design: Design, data, spec, treated, key: str) -> list:
-    from ..data.prepare import match_unit
+    from ...data.prepare import match_unit
 
     if spec.donors is not None:
         donors = [match_unit(d, data.units, design.where, key + ".donors") for d in spec.donors]

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design import Design
-from ..errors import EvalkitError
-from ..inference.multiplier import multiplier_draws, multiplier_weights, summarize, sup_t_critical
-from ..periods import PERIODS_PER_YEAR
-from ..results import Analysis, Check, Estimate
-from . import MethodResult
+from ...design import Design
+from ...errors import EvalkitError
+from ...inference.multiplier import multiplier_draws, multiplier_weights, summarize, sup_t_critical
+from ...periods import PERIODS_PER_YEAR
+from ...results import Analysis, Check, Estimate
+from .. import MethodResult
 from .aggte import Aggregation, aggregate_all, make_plan, share_weighted
 from .att_gt import NEVER, GroupTime, GroupTimeError, group_time_att, standard_errors
 from .pretrend import pooled_pre_trend_test

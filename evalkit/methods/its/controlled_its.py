@@ -28,12 +28,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..data.durations import DURATION_MEASURES
-from ..design import Design
-from ..errors import EvalkitError
-from ..periods import PERIODS_PER_YEAR
-from ..results import Analysis, Check, Estimate
-from . import MethodResult
+from ...data.durations import DURATION_MEASURES
+from ...design import Design
+from ...errors import EvalkitError
+from ...periods import PERIODS_PER_YEAR
+from ...results import Analysis, Check, Estimate
+from .. import MethodResult
 from .its import check_informative, check_values, add_per_year, effect_estimate, wald_interval, predict_series, pooled_series, setup_series
 from .segmented import COUNT_FAMILIES, NegbinNotConverged, SegmentedDesign, breusch_godfrey, fit_segmented
 
@@ -44,7 +44,7 @@ DIFFERENCE_NAMES = {"intercept": "treated", "pre_slope": "pre_slope_difference",
 
 def _comparison_units(design: Design, data, spec, key: str) -> list:
     if spec.comparison:
-        from ..data.prepare import match_unit
+        from ...data.prepare import match_unit
 
         units = [match_unit(u, data.units, design.where, key + ".comparison") for u in spec.comparison]
     else:
