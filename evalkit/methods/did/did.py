@@ -29,6 +29,7 @@ from ...inference.wild_cluster import wild_cluster_bootstrap
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
 from .. import MethodResult
+from ..estimates import wald
 from .bacon import NEVER
 from .checks import AUTO_ANALYTIC_FROM, FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
 from .estimate import DiDFit, DiDSample, estimate, post_rows
@@ -118,15 +119,13 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     ci_low = ci_low if np.isfinite(low) else None
     ci_high = ci_high if np.isfinite(high) else None
     per_year = PERIODS_PER_YEAR[design.data.frequency]
+    analytic = wald(observed.statistic, observed.se, crit, ratio)
     details = {
         "analysis": index, "coefficient": observed.statistic, "se_scale": "log" if ratio else "identity", "family": family,
         "estimator": observed.estimator, "inference": spec.inference, "p_value_method": p_method,
         "ci_method": ci_method, "interval_method": _interval_method(spec.inference), "interval_note": interval_note,
         "alpha": alpha, "test_rejects": bool(p_value < alpha), "p_value_analytic": p_analytic,
-        "ci_low_analytic": float(np.exp(observed.statistic - crit * observed.se)) if ratio
-        else float(observed.statistic - crit * observed.se),
-        "ci_high_analytic": float(np.exp(observed.statistic + crit * observed.se)) if ratio
-        else float(observed.statistic + crit * observed.se),
+        "ci_low_analytic": analytic[1], "ci_high_analytic": analytic[2],
         "treated_units": n_treated, "comparison_units": int(np.sum(positions == NEVER)), "clusters": n_clusters,
         "observations": int(observed.keep.sum()), **observed.details,
     }

@@ -34,7 +34,8 @@ from ...errors import EvalkitError
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
 from .. import MethodResult
-from .its import check_informative, check_values, add_per_year, effect_estimate, wald_interval, predict_series, pooled_series, setup_series
+from ..estimates import wald_estimate
+from .its import check_informative, check_values, add_per_year, effect_estimate, predict_series, pooled_series, setup_series
 from .segmented import COUNT_FAMILIES, NegbinNotConverged, SegmentedDesign, breusch_godfrey, fit_segmented
 
 GROUP_TERMS = ("intercept", "pre_slope", "level_change", "slope_change")
@@ -122,10 +123,9 @@ def _combination(fitted, weights: dict, ratio: bool, alpha: float, common: dict,
         c[fitted.names.index(name)] = w
     coef = float(c @ fitted.params)
     se = float(np.sqrt(c @ fitted.cov @ c))
-    value, low, high = wald_interval(coef, se, fitted.critical(alpha), ratio)
-    return Estimate(**common, estimand=estimand, scale="ratio" if ratio else "difference", estimate=value, se=se,
-                    ci_low=low, ci_high=high, p_value=fitted.p_value(coef / se) if se > 0 else None, group=group,
-                    details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
+    return wald_estimate(common, estimand, coef, se, fitted.critical(alpha), ratio,
+                         fitted.p_value(coef / se) if se > 0 else None, group=group,
+                         details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
 
 
 def fit(design: Design, data, spec, index: int = 0) -> MethodResult:

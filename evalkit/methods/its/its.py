@@ -21,6 +21,7 @@ from ...errors import EvalkitError
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
 from .. import MethodResult
+from ..estimates import wald, wald_estimate
 from .segmented import (
     COUNT_FAMILIES,
     NegbinNotConverged,
@@ -287,20 +288,12 @@ def check_values(design: Design, series: pd.DataFrame, outcome, family: str, key
                                "check the outcome column and the window")
 
 
-def wald_interval(estimate: float, se: float, crit: float, ratio: bool):
-    if ratio:
-        return float(np.exp(estimate)), float(np.exp(estimate - crit * se)), float(np.exp(estimate + crit * se))
-    return float(estimate), float(estimate - crit * se), float(estimate + crit * se)
-
-
 def _coefficient_estimate(fitted, name: str, ratio: bool, alpha: float, common: dict, info: dict) -> Estimate:
     i = fitted.names.index(name)
     coef = float(fitted.params[i])
     se = fitted.se(name)
-    value, low, high = wald_interval(coef, se, fitted.critical(alpha), ratio)
-    return Estimate(**common, estimand=name, scale="ratio" if ratio else "difference", estimate=value,
-                    se=se, ci_low=low, ci_high=high, p_value=fitted.p_value(coef / se),
-                    details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
+    return wald_estimate(common, name, coef, se, fitted.critical(alpha), ratio, fitted.p_value(coef / se),
+                         details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
 
 
 def predict_series(fitted, seg, offset: np.ndarray, ratio: bool, alpha: float) -> dict:
@@ -329,7 +322,7 @@ def effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, e
         grad_abs = mu_f @ Xf - mu_c @ Xc
         se_abs = float(np.sqrt(grad_abs @ V @ grad_abs))
         absolute = float(total_f - total_c)
-        estimate, low, high = wald_interval(log_ratio, se_log, crit, True)
+        estimate, low, high = wald(log_ratio, se_log, crit, True)
         se, z = se_log, log_ratio / se_log if se_log > 0 else np.nan
         details = {"counterfactual": float(total_c), "fitted": float(total_f), "absolute": absolute,
                    "absolute_se": se_abs, "absolute_ci_low": absolute - crit * se_abs,
@@ -338,7 +331,7 @@ def effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, e
         grad = (Xf - Xc).sum(axis=0)
         diff = float(grad @ b)
         se = float(np.sqrt(grad @ V @ grad))
-        estimate, low, high = wald_interval(diff, se, crit, False)
+        estimate, low, high = wald(diff, se, crit, False)
         z = diff / se if se > 0 else np.nan
         details = {"counterfactual": float((Xc @ b).sum()), "fitted": float((Xf @ b).sum()), "absolute": diff,
                    "absolute_se": se, "absolute_ci_low": low, "absolute_ci_high": high, "periods": label,

@@ -24,6 +24,7 @@ from ...inference.multiplier import multiplier_draws, multiplier_weights, summar
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
 from .. import MethodResult
+from ..estimates import finite_or_none, wald
 from .aggte import Aggregation, aggregate_all, make_plan, share_weighted
 from .att_gt import NEVER, GroupTime, GroupTimeError, group_time_att, standard_errors
 from .pretrend import pooled_pre_trend_test
@@ -371,10 +372,6 @@ def _p_value(estimate: float, se: float) -> float | None:
     return math.erfc(abs(estimate / se) / math.sqrt(2.0))   # two-sided normal p-value
 
 
-def _none_if_nan(x):
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
 def _plain(values: np.ndarray) -> list:
     """Floats as a list, NaN as None."""
     values = np.asarray(values, dtype=float)
@@ -394,17 +391,18 @@ class _Reporter:
     def _difference(self, value, influence):
         se = self.inference.scalar_se(influence)
         z = self.inference.z
-        low, high = (value - z * se, value + z * se) if np.isfinite(se) else (float("nan"), float("nan"))
+        _, low, high = wald(value, se, z, False) if np.isfinite(se) else (value, float("nan"), float("nan"))
         return {"estimate": float(value), "se": se, "ci_low": low, "ci_high": high, "p_value": _p_value(value, se)}
 
     def _ratio(self, value, influence, treated):
         log_ratio, log_inf, counterfactual = _log_ratio(value, influence, treated[0], treated[1])
         se = self.inference.scalar_se(log_inf, reference=1.0) if np.isfinite(log_ratio) else float("nan")
         z = self.inference.z
-        ok = np.isfinite(log_ratio) and np.isfinite(se)
-        return {"estimate": float(np.exp(log_ratio)) if np.isfinite(log_ratio) else float("nan"),
-                "se": se, "ci_low": float(np.exp(log_ratio - z * se)) if ok else float("nan"),
-                "ci_high": float(np.exp(log_ratio + z * se)) if ok else float("nan"),
+        nan = float("nan")
+        ratio, low, high = wald(log_ratio, se, z, True) if np.isfinite(log_ratio) else (nan, nan, nan)
+        if not np.isfinite(se):
+            low = high = nan
+        return {"estimate": ratio, "se": se, "ci_low": low, "ci_high": high,
                 "p_value": _p_value(log_ratio, se), "treated_rate": float(treated[0]),
                 "counterfactual_rate": float(counterfactual)}
 
@@ -413,18 +411,18 @@ class _Reporter:
         details = {**self.info, **(extra or {})}
         if not self.ratio:
             return Estimate(**self.common, estimand=estimand, scale="difference", estimate=diff["estimate"],
-                            se=_none_if_nan(diff["se"]), ci_low=_none_if_nan(diff["ci_low"]),
-                            ci_high=_none_if_nan(diff["ci_high"]), p_value=diff["p_value"], details=details)
+                            se=finite_or_none(diff["se"]), ci_low=finite_or_none(diff["ci_low"]),
+                            ci_high=finite_or_none(diff["ci_high"]), p_value=diff["p_value"], details=details)
         rat = self._ratio(value, influence, treated)
         details.update({
-            "se_scale": "log", "difference": diff["estimate"], "difference_se": _none_if_nan(diff["se"]),
-            "difference_ci_low": _none_if_nan(diff["ci_low"]), "difference_ci_high": _none_if_nan(diff["ci_high"]),
+            "se_scale": "log", "difference": diff["estimate"], "difference_se": finite_or_none(diff["se"]),
+            "difference_ci_low": finite_or_none(diff["ci_low"]), "difference_ci_high": finite_or_none(diff["ci_high"]),
             "difference_p_value": diff["p_value"], "difference_unit": self._rate_unit(),
             "treated_rate": rat["treated_rate"], "counterfactual_rate": rat["counterfactual_rate"],
         })
-        return Estimate(**self.common, estimand=estimand, scale="ratio", estimate=_none_if_nan(rat["estimate"]),
-                        se=_none_if_nan(rat["se"]), ci_low=_none_if_nan(rat["ci_low"]),
-                        ci_high=_none_if_nan(rat["ci_high"]), p_value=rat["p_value"], details=details)
+        return Estimate(**self.common, estimand=estimand, scale="ratio", estimate=finite_or_none(rat["estimate"]),
+                        se=finite_or_none(rat["se"]), ci_low=finite_or_none(rat["ci_low"]),
+                        ci_high=finite_or_none(rat["ci_high"]), p_value=rat["p_value"], details=details)
 
     def _rate_unit(self) -> str:
         if self.panel.has_exposure:
@@ -436,12 +434,12 @@ class _Reporter:
         rows = []
         for j, label in enumerate(agg.labels):
             row = {"cohort" if kind == "group" else "period": self.panel.label(label),
-                   "estimate": float(agg.values[j]), "se": _none_if_nan(se[j]),
-                   "ci_low": _none_if_nan(agg.values[j] - z * se[j]), "ci_high": _none_if_nan(agg.values[j] + z * se[j])}
+                   "estimate": float(agg.values[j]), "se": finite_or_none(se[j]),
+                   "ci_low": finite_or_none(agg.values[j] - z * se[j]), "ci_high": finite_or_none(agg.values[j] + z * se[j])}
             if treated is not None:
                 rat = self._ratio(agg.values[j], agg.influence[:, j], (treated.values[j], treated.influence[:, j]))
-                row.update({"ratio": _none_if_nan(rat["estimate"]), "ratio_ci_low": _none_if_nan(rat["ci_low"]),
-                            "ratio_ci_high": _none_if_nan(rat["ci_high"])})
+                row.update({"ratio": finite_or_none(rat["estimate"]), "ratio_ci_low": finite_or_none(rat["ci_low"]),
+                            "ratio_ci_high": finite_or_none(rat["ci_high"])})
             rows.append(row)
         return rows
 
@@ -488,9 +486,9 @@ class _Reporter:
             ratios, lows, highs = [], [], []
             for j in range(values.size):
                 rat = self._ratio(values[j], event.influence[:, j], (treated.values[j], treated.influence[:, j]))
-                ratios.append(_none_if_nan(rat["estimate"]))
-                lows.append(_none_if_nan(rat["ci_low"]))
-                highs.append(_none_if_nan(rat["ci_high"]))
+                ratios.append(finite_or_none(rat["estimate"]))
+                lows.append(finite_or_none(rat["ci_low"]))
+                highs.append(finite_or_none(rat["ci_high"]))
             series.update({"ratio": ratios, "ratio_ci_low": lows, "ratio_ci_high": highs,
                            "treated_rate": [float(v) for v in treated.values]})
         return series
@@ -515,9 +513,9 @@ def _per_year(design: Design, plan, gt: GroupTime, panel: _PanelArrays, inferenc
     scale = PERIODS_PER_YEAR[design.data.frequency] * float(gt.cohort_size.sum())
     se = inference.scalar_se(influence, reference=inference.reference * float(np.max(to_count, initial=1.0)))
     per_year = value * scale
-    return {"per_year": per_year, "per_year_se": _none_if_nan(se * scale),
-            "per_year_ci_low": _none_if_nan(per_year - inference.z * se * scale),
-            "per_year_ci_high": _none_if_nan(per_year + inference.z * se * scale),
+    return {"per_year": per_year, "per_year_se": finite_or_none(se * scale),
+            "per_year_ci_low": finite_or_none(per_year - inference.z * se * scale),
+            "per_year_ci_high": finite_or_none(per_year + inference.z * se * scale),
             "per_year_meaning": f"change in the count a year across the {int(gt.cohort_size.sum())} treated units once adopted"}
 
 

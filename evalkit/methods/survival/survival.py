@@ -36,6 +36,7 @@ from ...design import Design
 from ...errors import EvalkitError
 from ...results import Analysis, Check, Estimate
 from .. import MethodResult
+from ..estimates import wald_estimate
 from .cox import CoxError, fit_cox
 from .kaplan_meier import at_times, curve, kaplan_meier, medians, restricted_means
 
@@ -353,10 +354,8 @@ def _hazard_estimate(cox, se_rule: str, z: float, common: dict, info: dict) -> E
     coef, se = float(cox.params[1]), float(chosen[1])
     post_coef, post_se = float(cox.params[0]), float(chosen[0])
     used = "cluster_robust" if se_rule == "cluster_robust" or robust[1] >= model[1] else "model"
-    return Estimate(
-        **common, estimand="hazard_ratio_did", scale="ratio", estimate=float(np.exp(coef)), se=se,
-        ci_low=float(np.exp(coef - z * se)), ci_high=float(np.exp(coef + z * se)),
-        p_value=float(2 * stats.norm.sf(abs(coef / se))),
+    return wald_estimate(
+        common, "hazard_ratio_did", coef, se, z, True, float(2 * stats.norm.sf(abs(coef / se))),
         details={"coefficient": coef, "se_scale": "log", "se_rule": se_rule, "se_used": used,
                  "robust_se": float(robust[1]), "model_se": float(model[1]),
                  "comparison_hazard_ratio": float(np.exp(post_coef)),
@@ -598,9 +597,7 @@ def _placebo_check(design: Design, data, spec, key: str, horizon: float, common:
     coef = float(cox.params[1])
     critical = float(stats.t.ppf(1 - design.alpha / 2, max(clusters - 1, 1)))
     p_value = float(2 * stats.t.sf(abs(coef / se), max(clusters - 1, 1)))
-    hazard = Estimate(**common, estimand="placebo_hazard_ratio", scale="ratio", estimate=float(np.exp(coef)), se=se,
-                      ci_low=float(np.exp(coef - critical * se)), ci_high=float(np.exp(coef + critical * se)),
-                      p_value=p_value)
+    hazard = wald_estimate(common, "placebo_hazard_ratio", coef, se, critical, True, p_value)
     n_found = int(episodes.count[episodes.found].sum())
     try:
         _, rmst, _ = _rmst_difference(design, episodes, horizon, placebo_spec, common,
