@@ -38,6 +38,9 @@ class MethodRecord:
         Every check name it can emit (each has a meaning in :data:`CHECKS`).
     figures : tuple of str
         The figures the report draws from its series.
+    measures : tuple of str
+        The outcome measures it can fit (``outcomes[].measure``); the design refuses any
+        other when it loads, so a plan never fails half-way through a run on this.
     """
 
     name: str
@@ -51,7 +54,11 @@ class MethodRecord:
     references: tuple = ()
     checks: tuple = ()
     figures: tuple = ()
+    measures: tuple = ()
 
+
+#: the unit-period outcomes (a duration is per episode and censored: only survival_did fits it)
+_PERIOD_MEASURES = ("count", "continuous", "share_found_within", "median_hours_to_found")
 
 _ITS_REFERENCES = (
     "Lopez Bernal J, Cummins S, Gasparrini A (2017). Interrupted time series regression for the evaluation of "
@@ -71,6 +78,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         references=_ITS_REFERENCES,
         checks=("minimum_data", "overdispersion", "autocorrelation", "seasonality"),
         figures=("its", "acf"),
+        measures=_PERIOD_MEASURES,
     ),
     MethodRecord(
         name="controlled_its", module="its.controlled_its", options="ControlledITSOptions",
@@ -80,6 +88,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         references=_ITS_REFERENCES,
         checks=("minimum_data", "overdispersion", "autocorrelation", "pre_trends"),
         figures=("its",),
+        measures=_PERIOD_MEASURES,
     ),
     MethodRecord(
         name="did", module="did.did", options="DiDOptions", headline_estimand="att",
@@ -95,6 +104,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         ),
         checks=("zero_counts", "pre_trends", "few_treated", "bacon_decomposition"),
         figures=("event_study",),
+        measures=("count", "continuous"),
     ),
     MethodRecord(
         name="staggered_did", module="staggered.staggered", options="StaggeredDiDOptions", headline_estimand="att_simple",
@@ -109,6 +119,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         ),
         checks=("pre_trends", "few_treated", "overlap", "missing_values", "sparse_ratio"),
         figures=("event_study",),
+        measures=_PERIOD_MEASURES,
     ),
     MethodRecord(
         name="synthetic_control", module="synth.synth", options="SyntheticControlOptions", headline_estimand="att",
@@ -122,6 +133,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         ),
         checks=("pre_period_fit", "convex_hull", "placebo_resolution", "placebo_duplicates"),
         figures=("synthetic_control",),
+        measures=("count", "continuous"),
     ),
     MethodRecord(
         name="survival_did", module="survival.survival", options="SurvivalDiDOptions", headline_estimand="hazard_ratio_did",
@@ -137,6 +149,7 @@ METHODS: dict[str, MethodRecord] = {record.name: record for record in (
         ),
         checks=("proportional_hazards", "few_clusters", "censoring", "placebo"),
         figures=("kaplan_meier",),
+        measures=("duration_hours",),
     ),
 )}
 

@@ -201,7 +201,7 @@ class DataSpec(StrictModel):
                                           "e.g. '%d/%m/%Y %H:%M'", {"fmt": str(fmt)[:40]}) from None
         return value
 
-    def date_format_for(self, role: str) -> str | None:
+    def date_format_for(self, role: Literal["reported_at", "found_at", "time"]) -> str | None:
         """The declared format of the column with this role (None: ISO 8601 only)."""
         if isinstance(self.date_format, dict):
             return self.date_format.get(role)
@@ -430,7 +430,12 @@ class SurvivalDiDOptions(StrictModel):
         description="Hazard-ratio standard error: the larger of the area-clustered and the model-based one "
         "(conservative, for few areas), or the area-clustered one alone (R's coxph cluster()).",
     )
-    reps: int = Field(999, ge=99, description="Area-cluster bootstrap replicates for the RMST difference.")
+    inference: Literal["auto", "randomization", "t", "bootstrap"] = Field(
+        "auto", description="Restricted-mean difference's interval and p-value (the hazard ratio's follow se): auto = "
+        "randomization below 20 adopting areas, t from 20; randomization: re-assign which areas adopted, interval "
+        "by test inversion; t: t reference on the area-level changes (Welch); bootstrap: area-cluster bootstrap.",
+    )
+    reps: int = Field(999, ge=99, description="Random assignments (randomization) or bootstrap replicates for the RMST difference.")
     min_episodes: int = Field(
         10, ge=1, description="Fewest episodes in a group-period cell (descriptives) or an area-period (RMST).",
     )
@@ -615,6 +620,7 @@ def _check_design(design: Design) -> None:
         if spec.outcome not in names:
             raise EvalkitError(where, f"analysis outcome '{spec.outcome}' is not declared{did_you_mean(spec.outcome, names)}",
                                "add it under outcomes or name one of: " + ", ".join(names), key=key + ".outcome")
+        _check_method_fits_outcome(design, spec, key)
     if layout == "episodes":
         for role in ("unit", "reported_at"):
             if role not in design.data.columns:
@@ -664,6 +670,38 @@ def _check_design(design: Design) -> None:
             raise EvalkitError(where, "a single series needs the interruption date", "add intervention.start", key="intervention.start")
     elif not treated and not design.units.adoption and design.units.adoption_column is None:
         raise EvalkitError(where, "no unit is treated", "list units under units.treated or units.adoption", key="units")
+
+
+def _check_method_fits_outcome(design: Design, spec, key: str) -> None:
+    """Refuse at load an analysis whose method cannot fit its outcome, or whose options clash.
+
+    The fit would refuse them too, but only after the data are read and earlier analyses
+    are fitted; the catalogue says which measures each method fits.
+    """
+    outcome = design.outcome(spec.outcome)
+    record = METHODS.get(spec.method)
+    if record is None or not record.measures:
+        return
+    if outcome.measure not in record.measures:
+        if outcome.measure == "duration_hours":
+            fix = ("use method: survival_did for hours to found, or a monthly outcome with measure: "
+                   "median_hours_to_found or share_found_within")
+        else:
+            others = [name for name, r in METHODS.items() if outcome.measure in r.measures]
+            fix = (f"use a method that fits it ({', '.join(others)}), or a {' or '.join(record.measures)} outcome"
+                   if others else f"use a {' or '.join(record.measures)} outcome")
+        raise EvalkitError(design.where, f"{spec.method} cannot fit outcome '{outcome.name}' (measure: {outcome.measure})",
+                           fix, key=key + ".outcome")
+    if spec.method == "did":
+        family = spec.family or ("poisson" if outcome.measure == "count" else "linear")
+        if family == "poisson" and outcome.measure != "count":
+            raise EvalkitError(design.where, f"family: poisson needs a count outcome, and '{outcome.name}' is "
+                               f"{outcome.measure}", "use family: linear, or declare the outcome as measure: count",
+                               key=key + ".family")
+        if family == "poisson" and spec.inference == "wild_cluster":
+            why = "" if spec.family else f" (the default family for count outcome '{outcome.name}' is poisson)"
+            raise EvalkitError(design.where, f"inference: wild_cluster is for the linear TWFE{why}",
+                               "use inference: randomization for the Poisson DiD, or family: linear", key=key + ".inference")
 
 
 def _format_loc(loc: tuple) -> str:

@@ -123,3 +123,45 @@ def test_schema_is_json_schema_of_the_model():
     assert schema["title"] == "evalkit design file"
     assert {"intervention", "data", "outcomes", "analysis"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("analysis, outcome, message", [
+    ({"method": "did", "outcome": "hours"}, {"name": "hours", "measure": "duration_hours"},
+     r"analysis\[1\]\.outcome: did cannot fit outcome 'hours' \(measure: duration_hours\); use method: survival_did"),
+    ({"method": "its", "outcome": "hours"}, {"name": "hours", "measure": "duration_hours"},
+     r"analysis\[1\]\.outcome: its cannot fit outcome 'hours'"),
+    ({"method": "survival_did", "outcome": "reports"}, None,
+     r"analysis\[1\]\.outcome: survival_did cannot fit outcome 'reports' \(measure: count\); use a method that fits it \(its, controlled_its"),
+    ({"method": "synthetic_control", "outcome": "found24"}, {"name": "found24", "measure": "share_found_within", "hours": 24},
+     r"analysis\[1\]\.outcome: synthetic_control cannot fit outcome 'found24'"),
+    ({"method": "did", "outcome": "found24", "family": "poisson"}, {"name": "found24", "measure": "share_found_within", "hours": 24},
+     r"analysis\[1\]\.outcome: did cannot fit"),
+    ({"method": "did", "outcome": "reports", "inference": "wild_cluster"}, None,
+     r"analysis\[1\]\.inference: inference: wild_cluster is for the linear TWFE \(the default family for count outcome "
+     r"'reports' is poisson\); use inference: randomization"),
+])
+def test_a_method_that_cannot_fit_its_outcome_is_refused_when_the_design_loads(analysis, outcome, message):
+    # issue 14: options and outcomes a method cannot take are refused at load, not half-way through a run
+    raw = raw_design()
+    if outcome:
+        raw["outcomes"].append(outcome)
+    raw["analysis"].append(analysis)
+    with pytest.raises(evalkit.EvalkitError, match=message):
+        design_from_mapping(raw)
+
+
+def test_every_method_accepts_the_measures_its_record_lists():
+    from evalkit.catalog import METHODS
+
+    for name, record in METHODS.items():
+        assert record.measures, name
+        for measure in record.measures:
+            raw = raw_design()
+            raw["data"]["layout"] = "episodes"
+            out = {"name": "y", "measure": measure, **({"hours": 24} if measure == "share_found_within" else {}),
+                   **({"derive": "reports"} if measure == "count" else {})}
+            if measure == "continuous":
+                continue  # an episode layout has no continuous outcome (refused for the layout, not the method)
+            raw["outcomes"].append(out)
+            raw["analysis"] = [{"method": name, "outcome": "y"}]
+            design_from_mapping(raw)
