@@ -132,7 +132,7 @@ def test_engine_rejects_what_it_cannot_pool(yi, vi, message):
 # results files -------------------------------------------------------------------------
 
 def _results_file(path: Path, mechanism: str, estimates: list[Estimate], level: int = 3,
-                  effects: list[dict] | None = None, title: str = "An evaluation") -> Path:
+                  effects: list[dict] | None = None, title: str = "An evaluation", intervention: str = "A scheme") -> Path:
     if effects is None:
         effects = [{"method": e.method, "outcome": e.outcome, "estimand": e.estimand, "design_level": level,
                     "certainty": "moderate", "outcome_label": e.outcome.replace("_", " ")}
@@ -143,7 +143,7 @@ def _results_file(path: Path, mechanism: str, estimates: list[Estimate], level: 
         data={"sha256": "1" * 64, "rows": 10, "units": 2, "periods": ["2020-01", "2022-12"]},
         estimates=estimates, checks=[], analyses=[Analysis(method="did", outcome="reports", label="DiD")],
         evidence={"effects": effects},
-        context={"intervention": {"name": "A scheme", "mechanism": mechanism, "mechanism_words": "words"},
+        context={"intervention": {"name": intervention, "mechanism": mechanism, "mechanism_words": "words"},
                  "alpha": 0.05, "summary_counts": [{"before": 4321.0, "after": 3217.0}],
                  "disclosure": {"min_count": 10, "round_to": 5, "enabled": True, "preset": "default"},
                  "outcomes": [{"name": e.outcome} for e in estimates]},
@@ -382,3 +382,17 @@ def test_nothing_to_pool_is_an_error_not_an_empty_report(tmp_path):
     with pytest.raises(EvalkitError, match=r"no finding of any results file can be pooled"):
         synthesize([lone])
     assert not (tmp_path / "out").exists()
+
+
+def test_other_mechanisms_pool_only_with_the_same_named_intervention(tmp_path):
+    # `other` means "none of the review's seven": two unrelated schemes must not be pooled as one
+    files = [
+        _results_file(tmp_path / "a" / "results.json", "other", [_ratio(0.9, 0.8, 1.0, se=0.05)], intervention="Safe Places"),
+        _results_file(tmp_path / "b" / "results.json", "other", [_ratio(0.8, 0.7, 0.9, se=0.06)], intervention="safe  places"),
+        _results_file(tmp_path / "c" / "results.json", "other", [_ratio(1.2, 1.0, 1.4, se=0.07)], intervention="Night patrols"),
+    ]
+    synthesis = synthesize(files)
+    headlines = sorted((p["mechanism"], p["k"]) for p in synthesis.pooled if p["subset"] == "all" and p["method"] in ("REML", None))
+    assert headlines == [("other: night patrols", 1), ("other: safe places", 2)]
+    html = synthesis.to_html()
+    assert "Another mechanism: safe places" in html and "Other mechanisms" not in html

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeGuard, cast
 
 from scipy import special
 
@@ -63,7 +64,7 @@ def _headline_estimate(results: Results, effect: dict) -> Estimate | None:
     return None
 
 
-def _finite(x) -> bool:
+def _finite(x: object) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -77,15 +78,15 @@ def pooling_scale(estimate: Estimate, alpha: float) -> tuple[float, float, str] 
     """
     z = float(-special.ndtri(alpha / 2))
     if estimate.scale == "ratio":
-        values = (estimate.estimate, estimate.ci_low, estimate.ci_high)
         if not _finite(estimate.estimate) or estimate.estimate <= 0:
             return "the ratio is missing or not positive"
         yi = math.log(estimate.estimate)
         if estimate.details.get("se_scale") == "log" and _finite(estimate.se) and estimate.se > 0 \
                 and not _interval_by_test_inversion(estimate):
             return yi, float(estimate.se) ** 2, "standard error (log scale)"
-        if all(_finite(v) and v > 0 for v in values) and estimate.ci_high > estimate.ci_low:
-            return yi, ((math.log(estimate.ci_high) - math.log(estimate.ci_low)) / (2 * z)) ** 2, "interval"
+        low, high = estimate.ci_low, estimate.ci_high
+        if _finite(low) and low > 0 and _finite(high) and high > 0 and high > low:
+            return yi, ((math.log(high) - math.log(low)) / (2 * z)) ** 2, "interval"
         return "the ratio has no usable standard error or interval"
     if estimate.scale == "difference":
         if not _finite(estimate.estimate):
@@ -181,11 +182,11 @@ def read_studies(paths) -> tuple[list[Study], list[dict]]:
             studies.append(Study(
                 id=study_id, title=str(results.design.get("title") or study_id),
                 intervention=str(intervention.get("name") or ""),
-                mechanism=str(intervention.get("mechanism") or "other"),
+                mechanism=_pooling_mechanism(intervention),
                 mechanism_words=str(intervention.get("mechanism_words") or ""),
                 outcome=estimate.outcome, outcome_label=str(effect.get("outcome_label") or estimate.outcome),
                 method=estimate.method, estimand=estimate.estimand, scale=estimate.scale,
-                estimate=float(estimate.estimate),
+                estimate=float(cast(float, estimate.estimate)),  # pooling_scale refused a missing one
                 ci_low=float(estimate.ci_low) if _finite(estimate.ci_low) else None,
                 ci_high=float(estimate.ci_high) if _finite(estimate.ci_high) else None,
                 yi=yi, vi=vi, variance_from=source, design_level=int(level) if level is not None else None,
@@ -193,6 +194,20 @@ def read_studies(paths) -> tuple[list[Study], list[dict]]:
             ))
     studies.sort(key=lambda s: (s.mechanism, s.outcome, s.estimand, s.scale, s.id))
     return studies, excluded
+
+
+def _pooling_mechanism(intervention: dict) -> str:
+    """The mechanism a study pools under: `other` only with interventions of the same name.
+
+    `other` says only that the intervention is none of the review's seven mechanisms; two
+    such interventions need not have anything in common, so each named one is its own
+    group (``other: <name>``), and same-named evaluations (one scheme in several areas) pool.
+    """
+    mechanism = str(intervention.get("mechanism") or "other")
+    if mechanism != "other":
+        return mechanism
+    name = " ".join(str(intervention.get("name") or "").split()).lower()
+    return f"other: {name}" if name else "other"
 
 
 def _study_ids(paths: list[Path]) -> list[str]:

@@ -26,6 +26,8 @@ MECHANISM_TITLES = {
 
 
 def mechanism_title(mechanism: str) -> str:
+    if mechanism.startswith("other: "):  # an intervention outside the review's mechanisms, by its name
+        return f"Another mechanism: {mechanism[len('other: '):]}"
     return MECHANISM_TITLES.get(mechanism, mechanism.replace("_", " ").capitalize())
 
 
