@@ -160,7 +160,7 @@ def run(design, out_dir, pdf, with_diagnosis=False):
     """Fit every analysis in DESIGN's plan; write report.html and results.json."""
     from .data.progress import stage
     from .design import load_design
-    from .outputs import write_outputs
+    from .outputs import Producer, write_outputs
     from .pipeline import run as run_plan
     from .report.render import render_html
 
@@ -186,11 +186,12 @@ def run(design, out_dir, pdf, with_diagnosis=False):
             diagnosis = run_diagnosis(loaded, data=data, out=out_dir / "diagnosis").to_dict()
         # every output is made in full first: a failure leaves the previous outputs as they were
         with stage("render the report"):
-            outputs = {targets[0]: results.to_json_text(), targets[1]: render_html(results, diagnosis)}
+            json_text, report_html = results.to_json_text(), render_html(results, diagnosis)
+            outputs: dict[Path, Producer | str] = {targets[0]: json_text, targets[1]: report_html}
         if pdf:
             from .report.pdf import pdf_producer
 
-            outputs[targets[2]] = pdf_producer(outputs[targets[1]], targets[2])
+            outputs[targets[2]] = pdf_producer(report_html, targets[2])
         with stage("write the outputs" + (" and print report.pdf" if pdf else "")):
             write_outputs(outputs)
     _say(results.evidence.get("headline", ""))
@@ -268,17 +269,21 @@ def _refuse_overwriting_input(target: Path, results_path: Path) -> None:
 @click.option("--scale", type=click.Choice(["regional", "national"]), default="regional", show_default=True,
               help="spoc-rollout: 13 forces (CSV) or a national extract of 43 forces, about 3.5 million "
                    "episodes (Parquet).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xml"]), default="csv", show_default=True,
+              help="ssda903: each return as its CSV tables or as the DfE's XML file.")
 @_friendly
-def example(name, out_dir, seed, scale):
+def example(name, out_dir, seed, scale, fmt):
     """Write a shipped example (design file and data) to a folder."""
     from .data.progress import stage
     from .examples import write_example
 
+    if fmt != "csv" and name != "ssda903":
+        raise click.UsageError(f"--format {fmt} is only for ssda903 (SSDA903 returns)")
     if scale != "regional" and name != "spoc-rollout":
         raise click.UsageError(f"--scale {scale} is only for spoc-rollout (a simulated example)")
     out_dir = out_dir or Path(name)
     with _progress(), stage(f"write the {name} example ({scale})"):
-        design_path = write_example(name, out_dir, seed=seed, scale=scale)
+        design_path = write_example(name, out_dir, seed=seed, scale=scale, fmt=fmt)
     _say(f"wrote {design_path}; run it with: evalkit run {shlex.quote(str(design_path))} "
          f"(outputs go to reports/out/{design_path.stem}/ unless --out says otherwise)")
     _key_hint(design_path)

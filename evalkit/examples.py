@@ -111,8 +111,12 @@ def _packaged(name: str) -> Path:
     return shipped(SHIPPED_FILES[name])
 
 
-def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str = "regional") -> Path:
+def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str = "regional",
+                  fmt: str = "csv") -> Path:
     """Write example ``name`` into ``out_dir``; return the design file's path.
+
+    ``fmt`` (ssda903 only): ``csv`` writes each return's CSV tables, ``xml`` the DfE's
+    XML return (evalkit/data/ssda903_synthetic.py says how the two differ).
 
     The files are made in a hidden staging folder inside ``out_dir`` and moved into place
     only when complete; a file (or link) already in ``out_dir`` under one of the example's
@@ -127,7 +131,7 @@ def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".evalkit-example-", dir=out_dir))
     try:
-        design_path = _write_example_files(name, staging, seed, scale)
+        design_path = _write_example_files(name, staging, seed, scale, fmt)
         names = sorted(os.listdir(staging))
         clash = next((n for n in names if os.path.lexists(out_dir / n)), None)
         if clash is not None:
@@ -140,7 +144,7 @@ def write_example(name: str, out_dir: Path, seed: int | None = None, scale: str 
     return out_dir / design_path.name
 
 
-def _write_example_files(name: str, out_dir: Path, seed: int | None, scale: str) -> Path:
+def _write_example_files(name: str, out_dir: Path, seed: int | None, scale: str, fmt: str = "csv") -> Path:
     """Write example ``name``'s files into the (new, empty) folder ``out_dir``.
 
     The design file is named after the example (spoc_rollout.yaml, sicily_smoking_ban.yaml), so
@@ -162,7 +166,7 @@ def _write_example_files(name: str, out_dir: Path, seed: int | None, scale: str)
     if name == "ssda903":
         from .data.ssda903_synthetic import SEED, write_returns
 
-        write_returns(out_dir, seed=SEED if seed is None else seed)
+        write_returns(out_dir, seed=SEED if seed is None else seed, fmt=fmt)
         text = _packaged("ssda903_return_home.yaml").read_text(encoding="utf-8")
         design_path = out_dir / "ssda903.yaml"  # named after the example
         write_atomic(design_path, text.replace("../examples/ssda903/returns", "returns"))

@@ -3,7 +3,9 @@
 The shipped synthetic returns (examples/ssda903) are recomputed here independently, in
 plain pandas from the CSV text: counts per authority and month, looked-after child-days
 per month, hours to found and censoring, and the rows each DfE rule leaves out. Each rule
-also has a failing-row fixture of its own.
+also has a failing-row fixture of its own. The XML return is checked against its CSV twin
+(tests/data/ssda903_xml, ssda903_csv), against an ElementTree reading, and through the
+synthetic returns written in both forms.
 """
 
 from __future__ import annotations
@@ -392,3 +394,199 @@ def test_a_return_held_twice_is_refused(tmp_path):
     table.assign(LA="E08000032", YEAR="2022").to_csv(returns / "missing_combined.csv", index=False)
     with pytest.raises(EvalkitError, match=r"holds the Missing table of E08000032 for 2022, which .* holds too"):
         load_data(design(returns))
+
+
+# ----------------------------------------------------------------------------- the XML return
+XML_RETURN = ROOT / "tests" / "data" / "ssda903_xml"
+CSV_RETURN = ROOT / "tests" / "data" / "ssda903_csv"
+ONE_YEAR = {"start": "2021-04", "end": "2022-03"}
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["file", "row"]).reset_index(drop=True)
+
+
+def _element_lines(path: Path, tag: str) -> list[int]:
+    return [n for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip() == f"<{tag}>"]
+
+
+def test_the_xml_return_reads_into_the_tables_of_its_csv_twin():
+    xml, csv_tables = read_returns(XML_RETURN, "x"), read_returns(CSV_RETURN, "c")
+    for kind in ("header", "episodes", "missing"):
+        pd.testing.assert_frame_equal(_plain(getattr(xml, kind)), _plain(getattr(csv_tables, kind)))
+    path = XML_RETURN / "E08000036" / "2022" / "ssda903.xml"
+    # an independent reading with ElementTree: every AMISSING, with its child's DOB
+    import xml.etree.ElementTree as ET
+
+    expected = []
+    for child in ET.parse(path).getroot():
+        header = child.find("HEADER")
+        for period in header.findall("AMISSING"):
+            expected.append((header.findtext("CHILDID"), header.findtext("DOB"), period.findtext("MISSING"),
+                             period.findtext("MIS_START"), period.findtext("MIS_END") or ""))
+    got = [(c, f"{d:%d/%m/%Y}", m, f"{s:%d/%m/%Y}", "" if pd.isna(e) else f"{e:%d/%m/%Y}")
+           for c, d, m, s, e in xml.missing[["CHILD", "DOB", "MISSING", "MIS_START", "MIS_END"]].itertuples(index=False)]
+    assert got == expected and len(got) == 5
+    # a row's number is the line of its element
+    assert xml.missing["row"].tolist() == _element_lines(path, "AMISSING")
+    assert xml.episodes["row"].tolist() == _element_lines(path, "EPISODE")
+    assert xml.header["row"].tolist() == _element_lines(path, "CHILD")
+    assert xml.files == [path]
+
+
+def test_the_xml_return_and_its_csv_twin_load_identically():
+    xml = load_data(design(XML_RETURN, include_away=True, window=ONE_YEAR))
+    csv_tables = load_data(design(CSV_RETURN, include_away=True, window=ONE_YEAR))
+    pd.testing.assert_frame_equal(xml.panel, csv_tables.panel)
+    pd.testing.assert_frame_equal(xml.episodes.drop(columns="person"), csv_tables.episodes.drop(columns="person"))
+    assert [(c.name, c.status, c.values.get("rows_left_out")) for c in xml.checks] == \
+        [(c.name, c.status, c.values.get("rows_left_out")) for c in csv_tables.checks]
+    # rule 567 leaves out the period ending before it starts, named by its line in the XML
+    rule = next(c for c in xml.checks if c.name == "dfe_rule_567")
+    path = XML_RETURN / "E08000036" / "2022" / "ssda903.xml"
+    assert rule.values["rows_left_out"] == 1
+    assert rule.values["first_row"].endswith(f"E08000036/2022/ssda903.xml:line {_element_lines(path, 'AMISSING')[3]}")
+    # M and A from 1 April 2021 to 31 March 2022, the 567 row left out: 4 episodes, 1 open at 31 March
+    assert len(xml.episodes) == 4 and xml.censored == 1
+    assert sorted(xml.episodes["hours_to_found"]) == [0.0, 24.0, 72.0, 96.0]
+
+
+@pytest.fixture(scope="module")
+def synthetic_both_forms(tmp_path_factory):
+    """The synthetic returns written by `evalkit example ssda903 --format xml`, and the same
+    returns as CSV tables (write_returns one_dob=True: one date of birth per child, as the XML holds)."""
+    from click.testing import CliRunner
+
+    from evalkit.cli import main
+    from evalkit.data.ssda903_synthetic import write_returns
+
+    root = tmp_path_factory.mktemp("ssda903_forms")
+    result = CliRunner().invoke(main, ["example", "ssda903", "--format", "xml", "--out", str(root / "xml")])
+    assert result.exit_code == 0, result.output
+    write_returns(root / "csv", one_dob=True)
+    return root
+
+
+def test_xml_and_csv_forms_of_the_synthetic_returns_derive_the_same(synthetic_both_forms):
+    root = synthetic_both_forms
+    xml_files = sorted((root / "xml" / "returns").rglob("*"))
+    assert {p.name for p in xml_files if p.is_file()} == {"ssda903.xml"}
+    assert len([p for p in xml_files if p.is_file()]) == 50  # ten authorities, five years
+    xml = load_data(design_from_mapping(_mapping(root / "xml" / "returns"), path=ROOT / "designs" / "test.yaml"))
+    csv_tables = load_data(design_from_mapping(_mapping(root / "csv" / "returns"), path=ROOT / "designs" / "test.yaml"))
+    # counts, persons, durations and exposure per authority and month
+    pd.testing.assert_frame_equal(xml.panel, csv_tables.panel)
+    assert xml.panel["reports"].sum() > 10_000 and (xml.panel["exposure"] > 0).all()
+    # the episodes themselves (a person is the same pseudonym in both: the same codes)
+    pd.testing.assert_frame_equal(xml.episodes.drop(columns="person"), csv_tables.episodes.drop(columns="person"))
+    assert np.array_equal(xml.episodes["person"].cat.codes, csv_tables.episodes["person"].cat.codes)
+    assert (xml.rows, xml.censored) == (csv_tables.rows, csv_tables.censored)
+    # the same rows left out by each DfE rule; the XML names them by line
+    assert [(c.name, c.status, c.values.get("rows_left_out")) for c in xml.checks] == \
+        [(c.name, c.status, c.values.get("rows_left_out")) for c in csv_tables.checks]
+    assert all(c.values["first_row"].split(":")[-1].startswith("line ") for c in xml.checks
+               if c.name.startswith("dfe_rule_") and c.values["rows_left_out"])
+    # both are the shipped example's simulated returns (the same truth.json)
+    shipped = json.loads((RETURNS.parent / "truth.json").read_text())
+    assert json.loads((root / "xml" / "truth.json").read_text()) == shipped
+
+
+def _mapping(source):
+    return {
+        "evalkit": 1, "title": "t", "intervention": {"name": "x", "mechanism": "information_sharing"},
+        "data": {"source": str(source), "layout": "ssda903", "person_key": "ephemeral", "frequency": "month",
+                 "include_away": True},
+        "units": {"adoption": ADOPTION},
+        "outcomes": [{"name": "reports", "measure": "count"}, {"name": "persons", "measure": "count"},
+                     {"name": "time_to_found", "measure": "duration_hours", "horizon": 72}],
+        "analysis": [{"method": "staggered_did", "outcome": "reports"}],
+    }
+
+
+def _xml_return(root: Path, text: str, la="E08000036", year=2022, name="ssda903.xml") -> Path:
+    folder = root / la / str(year)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return folder / name
+
+
+FIXTURE_XML = (XML_RETURN / "E08000036" / "2022" / "ssda903.xml").read_text()
+
+
+@pytest.mark.parametrize("prolog", [
+    # entity expansion ("billion laughs") and an external entity: refused before anything is expanded or fetched
+    '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>\n',
+    '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n',
+    '<!DOCTYPE EXPSSDA903 SYSTEM "http://example.invalid/ssda903.dtd">\n',
+])
+def test_a_document_type_declaration_is_refused(tmp_path, prolog):
+    text = FIXTURE_XML.replace("<EXPSSDA903>", prolog + "<EXPSSDA903>", 1)
+    if "lol" in prolog:
+        text = text.replace("<ETHNIC>BOTH</ETHNIC>", "<ETHNIC>&lol2;</ETHNIC>")
+    _xml_return(tmp_path, text)
+    with pytest.raises(EvalkitError) as caught:
+        load_data(design(tmp_path, window=ONE_YEAR))
+    message = str(caught.value)
+    assert "E08000036/2022/ssda903.xml:line 2: declares a document type" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("change, expected", [
+    (("<MIS_START>05/05/2021</MIS_START>", "<MIS_START>2021-05-05</MIS_START>"),
+     r"ssda903.xml:line 17: '2021-05-05' in element <AMISSING>/<MIS_START> is not a date written dd/mm/YYYY"),
+    (("<DECOM>19/07/2020</DECOM>", "<DECOM>19/7/20</DECOM>"),
+     r"ssda903.xml:line 87: '19/7/20' in element <EPISODE>/<DECOM> is not a date written dd/mm/YYYY"),
+    (("<CHILDID>563324</CHILDID>", "<CHILDID></CHILDID>"), r"ssda903.xml:line 66: <CHILD> has no <CHILDID>"),
+    (("</HEADER>\n    <EPISODE>\n      <DECOM>19/07/2020",
+      "</HEADER>\n    <AMISSING><MISSING>M</MISSING></AMISSING>\n    <EPISODE>\n      <DECOM>19/07/2020"),
+     r"ssda903.xml:line 87: <AMISSING> inside <EXPSSDA903>/<CHILD>, but the DfE return holds it in "
+     r"<EXPSSDA903>/<CHILD>/<HEADER>"),
+    (("<EXPSSDA903>\n", "<EXPSSDA903>\n<CHILDREN>\n"), r"ssda903.xml:line \d+: <AMISSING> inside "
+     r"<EXPSSDA903>/<CHILDREN>/<CHILD>/<HEADER>, but the DfE return holds it in <EXPSSDA903>/<CHILD>/<HEADER>"),
+    (("</EXPSSDA903>", ""), r"ssda903.xml:line 12\d: is not well-formed XML \(no element found\)"),
+    (("<SEX>2</SEX>\n      <DOB>08/03/2006", "<SEX>2</sex>\n      <DOB>08/03/2006"), r"ssda903.xml:line \d+: is not well-formed XML \(mismatched tag\)"),
+])
+def test_a_broken_xml_return_is_a_one_line_error_naming_file_line_and_element(tmp_path, change, expected):
+    assert FIXTURE_XML.count(change[0]) == 1
+    _xml_return(tmp_path, FIXTURE_XML.replace(*change))
+    with pytest.raises(EvalkitError, match=expected) as caught:
+        load_data(design(tmp_path, window=ONE_YEAR))
+    assert "\n" not in str(caught.value)
+
+
+def test_xml_returns_sit_in_year_folders_once_and_other_xml_is_ignored(tmp_path):
+    _xml_return(tmp_path, FIXTURE_XML)
+    _xml_return(tmp_path, '<?xml version="1.0"?>\n<Message><Children/></Message>\n', name="cin_census.xml")
+    data = load_data(design(tmp_path, window=ONE_YEAR))  # the CIN census file is not a 903 return
+    assert data.sources == [str(tmp_path / "E08000036" / "2022" / "ssda903.xml")]
+    # the same year as XML and as CSV tables would count every episode twice
+    for table in ("header", "episodes", "missing"):
+        (tmp_path / "E08000036" / "2022" / f"{table}.csv").write_bytes((CSV_RETURN / "E08000036" / "2022" /
+                                                                         f"{table}.csv").read_bytes())
+    with pytest.raises(EvalkitError, match="ssda903.xml: holds the Header table of E08000036 for 2022, which .*header.csv holds too"):
+        load_data(design(tmp_path, window=ONE_YEAR))
+    # an XML return outside an <authority>/<year>/ folder carries neither
+    other = tmp_path / "loose"
+    other.mkdir()
+    (other / "return.xml").write_text(FIXTURE_XML)
+    with pytest.raises(EvalkitError, match="return.xml: an XML return is one authority's year"):
+        load_data(design(other, window=ONE_YEAR))
+
+
+def test_a_gzipped_xml_return_reads_the_same(tmp_path):
+    import gzip
+
+    folder = tmp_path / "E08000036" / "2022"
+    folder.mkdir(parents=True)
+    (folder / "ssda903.xml.gz").write_bytes(gzip.compress(FIXTURE_XML.encode()))
+    got, expected = read_returns(tmp_path, "g"), read_returns(XML_RETURN, "x")
+    for kind in ("header", "episodes", "missing"):
+        pd.testing.assert_frame_equal(_plain(getattr(got, kind)), _plain(getattr(expected, kind)))
+
+
+def test_format_xml_is_only_for_the_ssda903_example(tmp_path):
+    from click.testing import CliRunner
+
+    from evalkit.cli import main
+
+    result = CliRunner().invoke(main, ["example", "sicily-smoking-ban", "--format", "xml", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--format xml is only for ssda903" in result.output

@@ -14,6 +14,10 @@ Where the returns are
 * combined tables (one CSV per kind, every return stacked) with ``LA`` and ``YEAR``
   columns, the shape the LIIA tools write.
 
+A collection-year folder may hold the year's XML return (the DfE's EXPSSDA903 file)
+instead of its CSV tables: :mod:`evalkit.data.ssda903_xml` reads it into the same three
+tables, which then go through exactly the code below.
+
 A table is recognised by its columns, as the DfE validator does: Header (CHILD, SEX, DOB,
 ETHNIC, UPN, MOTHER, MC_DOB), Episodes (CHILD, DECOM, RNE, LS, CIN, PLACE,
 PLACE_PROVIDER, DEC, REC, REASON_PLACE_CHANGE, HOME_POST, PL_POST, URN) and Missing
@@ -160,16 +164,26 @@ def table_kind(path: Path) -> tuple[str | None, list[str]]:
 
 
 def find_tables(root: Path, where: str) -> list[TableFile]:
-    """Every Header, Episodes and Missing table under ``root``, in a fixed order."""
+    """Every Header, Episodes and Missing table under ``root``, in a fixed order.
+
+    A year folder's XML return is one entry of kind ``xml`` (read_returns reads it into
+    its three tables); an XML file whose root is not an SSDA903 return is ignored, as a
+    CSV table that is none of the three is.
+    """
     if not root.exists():
         raise EvalkitError(where, "the folder of SSDA903 returns does not exist", "check data.source (relative to the design file)")
     if not root.is_dir():
         raise EvalkitError(where, "is a file, but layout ssda903 reads a folder of returns",
                            "name the folder holding one folder per local authority (or the combined tables)")
+    from .ssda903_xml import is_ssda903_xml, is_xml
+
     tables: list[TableFile] = []
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if entry.name.startswith("."):
             continue
+        if entry.is_file() and is_xml(entry) and is_ssda903_xml(entry, _label(where, root, entry)):
+            raise EvalkitError(_label(where, root, entry), "an XML return is one authority's year, but this one is "
+                               "not in an <authority>/<year>/ folder", "move it to <authority>/<year>/ (E08000036/2022/)")
         if entry.is_file() and entry.name.lower().endswith(_CSV):
             kind, columns = table_kind(entry)
             if kind is None:
@@ -189,13 +203,18 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
                     raise EvalkitError(str(year_dir), "is not a collection-year folder",
                                        "hold each year's tables in a folder named by the year it ends (2022 = 2021-22)")
                 for path in sorted(year_dir.iterdir(), key=lambda p: p.name):
-                    if path.is_file() and path.name.lower().endswith(_CSV):
+                    label = _label(where, root, path)
+                    if path.is_file() and is_xml(path) and is_ssda903_xml(path, label):
+                        # the XML return: read into all three tables by read_returns
+                        tables.append(TableFile(path, "xml", entry.name, int(year_dir.name), label))
+                    elif path.is_file() and path.name.lower().endswith(_CSV):
                         kind, _ = table_kind(path)
                         if kind is not None:
                             tables.append(TableFile(path, kind, entry.name, int(year_dir.name), _label(where, root, path)))
-    if not any(t.kind == "missing" for t in tables):
-        raise EvalkitError(where, "holds no Missing table (columns CHILD, DOB, MISSING, MIS_START, MIS_END)",
-                           "put each return's CSV tables in <authority>/<year>/ folders, or combined tables with LA and YEAR")
+    if not any(t.kind in ("missing", "xml") for t in tables):
+        raise EvalkitError(where, "holds no Missing table (columns CHILD, DOB, MISSING, MIS_START, MIS_END) "
+                           "and no XML return", "put each return's CSV tables or its XML file in <authority>/<year>/ "
+                           "folders, or combined tables with LA and YEAR")
     return tables
 
 
@@ -205,12 +224,14 @@ def _label(where: str, root: Path, path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- reading
-def parse_dates(values, path, column: str, rows: np.ndarray) -> np.ndarray:
+def parse_dates(values, path, column: str, rows: np.ndarray, place: str = "row", what: str | None = None) -> np.ndarray:
     """dd/mm/YYYY text (Arrow) -> datetime64[D]; blank -> NaT; anything else refused.
 
     The format is fixed by the DfE specification, so a value that is not a real
     day/month/year date (``2022-03-31``, ``31/3/22``, ``31/02/2022``) is an error naming
-    the file, the row and the column, never a guess.
+    the file, the row and the column, never a guess. ``place`` and ``what`` name the
+    row and the field in that message ("line", "element <AMISSING>/<MIS_START>" for the
+    XML return).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -231,8 +252,8 @@ def parse_dates(values, path, column: str, rows: np.ndarray) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         shown = str(text[i].as_py())[:40]
-        raise EvalkitError(str(path), f"'{shown}' in column '{column}' is not a date written dd/mm/YYYY",
-                           "write dates as the DfE return does, day/month/year (31/03/2022)", key=f"row {rows[i]}")
+        raise EvalkitError(str(path), f"'{shown}' in {what or f'column {column!r}'} is not a date written dd/mm/YYYY",
+                           "write dates as the DfE return does, day/month/year (31/03/2022)", key=f"{place} {rows[i]}")
     return parsed.to_numpy(zero_copy_only=False).astype("datetime64[D]")
 
 
@@ -307,10 +328,24 @@ def _raw_header(path: Path) -> list[str]:
 
 
 def read_returns(root: Path, where: str) -> Returns:
-    """Read every return under ``root`` into one frame per kind (CHILD still plain)."""
-    tables = find_tables(root, where)
+    """Read every return under ``root`` into one frame per kind (CHILD still plain).
+
+    An XML return is read into its three tables (:mod:`evalkit.data.ssda903_xml`) and
+    from then on is handled exactly as the CSV tables are.
+    """
+    from .ssda903_xml import read_xml_return
+
+    found = find_tables(root, where)
     frames: dict[str, list[pd.DataFrame]] = {"header": [], "episodes": [], "missing": []}
-    read = [read_table(table) for table in tables]
+    tables, read = [], []
+    for table in found:
+        if table.kind == "xml":
+            for kind, frame in read_xml_return(table.path, table.label, table.la, table.year).items():
+                tables.append(TableFile(table.path, kind, table.la, table.year, table.label))
+                read.append(frame)
+        else:
+            tables.append(table)
+            read.append(read_table(table))
     _check_coverage(tables, read, where)
     for table, frame in zip(tables, read):
         frames[table.kind].append(frame)
@@ -326,7 +361,7 @@ def read_returns(root: Path, where: str) -> Returns:
     missing = stack("missing")
     header, episodes = stack("header"), stack("episodes")
     held = pd.concat([f[["LA", "YEAR"]] for f in (missing, header, episodes) if f is not None]).drop_duplicates()
-    return Returns(header=header, episodes=episodes, missing=missing, files=[t.path for t in tables],
+    return Returns(header=header, episodes=episodes, missing=missing, files=[t.path for t in found],
                    returns=held.sort_values(["LA", "YEAR"]).reset_index(drop=True))
 
 
@@ -374,6 +409,11 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
                 what = "missing episodes" if kind == "missing" else "looked-after children (the exposure)"
                 raise EvalkitError(where, f"{la}/{year}/ has no {kind.title()} table: its {what} would count as none",
                                    f"add the {kind} table to {la}/{year}/, or remove that year's folder")
+
+
+def _place(file: str) -> str:
+    """What a row number counts in ``file``: CSV rows, or lines of an XML return."""
+    return "line" if str(file).lower().endswith((".xml", ".xml.gz")) else "row"
 
 
 # ----------------------------------------------------------------------------- DfE rules
@@ -484,7 +524,7 @@ def missing_episodes(returns: Returns, include_away: bool = False, extracted_at=
         counts[rule] = int(mask.sum())
         if mask.any():
             i = int(np.flatnonzero(mask)[0])
-            examples[rule] = f"{missing['file'].iloc[i]}:row {missing['row'].iloc[i]}"
+            examples[rule] = f"{missing['file'].iloc[i]}:{_place(missing['file'].iloc[i])} {missing['row'].iloc[i]}"
         broken |= mask
     with_episodes = set() if returns.episodes is None else set(map(tuple, returns.episodes[["LA", "YEAR"]].drop_duplicates().to_numpy().tolist()))
     without = sorted({(la, int(y)) for la, y in missing[["LA", "YEAR"]].drop_duplicates().to_numpy().tolist()} - with_episodes)
@@ -523,7 +563,8 @@ def episode_frame(found: MissingEpisodes, header: pd.DataFrame | None, key: byte
             i = int(np.flatnonzero(late)[0])
             raise EvalkitError(kept["file"].iloc[i], f"missing episode started ({kept['MIS_START'].iloc[i]:%d/%m/%Y}) after the "
                                f"extract was taken ({pd.Timestamp(extracted_at):%Y-%m-%d})",
-                               "correct data.extracted_at or the record", key=f"row {kept['row'].iloc[i]}")
+                               "correct data.extracted_at or the record",
+                               key=f"{_place(kept['file'].iloc[i])} {kept['row'].iloc[i]}")
     found_at = kept["MIS_END"].to_numpy().astype("datetime64[ns]")
     censored = kept["censored"].to_numpy(dtype=bool)
     end = np.where(censored, kept["censor_at"].to_numpy().astype("datetime64[ns]"), found_at)

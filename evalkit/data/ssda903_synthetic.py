@@ -27,7 +27,8 @@ How the returns are made
   episodes are kept with probability 0.85 (rate ratio 0.85 on M and A alike, by
   independent thinning), and time to found is shortened by a factor 1 / 1.2.
 * The returns: for each authority and collection year 2020-2024 (1 April - 31 March),
-  Header, Episodes and Missing tables as the DfE specifies them (dates dd/mm/YYYY). An
+  Header, Episodes and Missing tables as the DfE specifies them (dates dd/mm/YYYY), or
+  (``write_returns(..., fmt="xml")``) the same returns as the DfE's XML file. An
   episode or missing period open at 31 March has a blank end date and appears again,
   closed or still open, in the next year's return. Still open at 31 March 2024:
   censored.
@@ -286,7 +287,8 @@ def simulate_returns(seed: int = SEED) -> dict:
     return {"tables": tables, "truth": truth}
 
 
-def _csv_text(frame: pd.DataFrame, columns) -> str:
+def _as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """The columns as the return writes them: dates dd/mm/YYYY, blanks empty."""
     out = pd.DataFrame(index=frame.index)
     for column in columns:
         values = frame[column]
@@ -294,21 +296,114 @@ def _csv_text(frame: pd.DataFrame, columns) -> str:
             out[column] = pd.to_datetime(values).dt.strftime("%d/%m/%Y").fillna("")
         else:
             out[column] = values.fillna("").astype(str)
-    return out.to_csv(index=False, lineterminator="\n")
+    return out
 
 
-def write_returns(out_dir, seed: int = SEED) -> dict:
-    """Write ``<out_dir>/returns/<LA>/<YEAR>/{header,episodes,missing}.csv`` and truth.json.
+def _csv_text(frame: pd.DataFrame, columns) -> str:
+    return _as_text(frame, columns).to_csv(index=False, lineterminator="\n")
 
-    The same seed writes byte-identical files. Returns the folder names written.
+
+def one_dob_per_child(tables: dict) -> dict:
+    """The same returns with one date of birth per child in each return, as the XML holds it.
+
+    The CSV Missing table repeats each child's DOB on every row, and the generator plants
+    a rule-586 breach by changing one row's copy (and leaves it blank on the rows it adds
+    for rules 577 and 581). The XML return has one DOB per child, in its HEADER, which its
+    missing periods share. So here a changed DOB moves the child's Header DOB (and every
+    Missing row of that child in that return), and a blank one takes the Header's: the
+    returns the XML form of these tables holds, written as CSV by
+    ``write_returns(..., one_dob=True)``.
     """
+    out = {}
+    for key, table in tables.items():
+        header, missing = table["header"].copy(), table["missing"].copy()
+        recorded = dict(zip(header["CHILD"], header["DOB"]))
+        dob = dict(recorded)
+        for child, own in zip(missing["CHILD"], missing["DOB"]):
+            if not pd.isna(own) and child in recorded and own != recorded[child]:
+                dob[child] = own  # a planted breach: the child's one DOB becomes the changed one
+        header["DOB"] = header["CHILD"].map(dob).to_numpy()
+        held = missing["CHILD"].map(dob)
+        missing["DOB"] = held.where(held.notna(), missing["DOB"]).to_numpy()
+        out[key] = {**table, "header": header, "missing": missing}
+    return out
+
+
+def _xml_text(table: dict) -> str:
+    """One return as the DfE's XML (EXPSSDA903; evalkit/data/ssda903_xml.py has its structure)."""
+    from xml.sax.saxutils import escape
+
+    def element(name, text, indent) -> str:
+        return f"{indent}<{name}>{escape(text)}</{name}>\n" if text else f"{indent}<{name} />\n"
+
+    header = _as_text(table["header"], TABLE_COLUMNS["header"])
+    episodes = _as_text(table["episodes"], TABLE_COLUMNS["episodes"])
+    missing = _as_text(table["missing"], TABLE_COLUMNS["missing"])
+    children = list(header["CHILD"])
+    extra = sorted((set(missing["CHILD"]) | set(episodes["CHILD"])) - set(children))
+    by_child = dict(zip(header["CHILD"], header.to_dict("records")))
+    episode_rows: dict[str, list[dict]] = {}
+    missing_rows: dict[str, list[dict]] = {}
+    for rows, frame in ((episode_rows, episodes), (missing_rows, missing)):
+        for record in frame.to_dict("records"):  # each child's rows in the table's order
+            rows.setdefault(record["CHILD"], []).append(record)
+    lines = ['<?xml version="1.0" encoding="utf-8"?>\n', "<EXPSSDA903>\n"]
+    for child in children + extra:
+        periods = missing_rows.get(child, [])
+        row = by_child.get(child, {"DOB": periods[0]["DOB"] if periods else ""})
+        lines.append("  <CHILD>\n    <HEADER>\n")
+        lines.append(element("CHILDID", child, "      "))
+        for name in ("UPN", "SEX", "DOB", "ETHNIC"):
+            lines.append(element(name, row.get(name, ""), "      "))
+        lines.append(element("UASC", "", "      "))
+        for name in ("MOTHER", "MC_DOB"):
+            lines.append(element(name, row.get(name, ""), "      "))
+        for period in periods:  # in the Missing table's order
+            lines.append("      <AMISSING>\n")
+            for name in ("MISSING", "MIS_START", "MIS_END"):
+                lines.append(element(name, period[name], "        "))
+            lines.append("      </AMISSING>\n")
+        lines.append("    </HEADER>\n")
+        for episode in episode_rows.get(child, []):
+            lines.append("    <EPISODE>\n")
+            for name in ("DECOM", "RNE", "LS", "CIN", "PLACE", "PL_POST", "HOME_POST", "URN", "PLACE_PROVIDER",
+                         "DEC", "REC", "REASON_PLACE_CHANGE"):
+                lines.append(element("PL" if name == "PLACE" else name, episode[name], "      "))
+            lines.append("    </EPISODE>\n")
+        lines.append("  </CHILD>\n")
+    lines.append("</EXPSSDA903>\n")
+    return "".join(lines)
+
+
+def write_returns(out_dir, seed: int = SEED, fmt: str = "csv", one_dob: bool = False) -> dict:
+    """Write ``<out_dir>/returns/<LA>/<YEAR>/`` and truth.json.
+
+    Parameters
+    ----------
+    fmt : {"csv", "xml"}
+        ``csv``: each return's Header, Episodes and Missing tables
+        (``header.csv``, ``episodes.csv``, ``missing.csv``); ``xml``: one ``ssda903.xml``
+        per return, the DfE's XML form. The XML holds one date of birth per child, so it
+        is written from :func:`one_dob_per_child` of the simulated tables.
+    one_dob : bool
+        For ``csv``: write the tables of :func:`one_dob_per_child` (the returns the XML
+        form holds, so the two forms can be compared) rather than the shipped ones.
+
+    The same seed and arguments write byte-identical files. Returns the names written.
+    """
+    if fmt not in ("csv", "xml"):
+        raise ValueError(f"fmt must be 'csv' or 'xml', not {fmt!r}")
     data = simulate_returns(seed)
+    tables = one_dob_per_child(data["tables"]) if (one_dob or fmt == "xml") else data["tables"]
     out = Path(out_dir)
     root = out / "returns"
-    for (la, year), tables in sorted(data["tables"].items()):
+    for (la, year), table in sorted(tables.items()):
         folder = root / la / str(year)
         folder.mkdir(parents=True, exist_ok=True)
+        if fmt == "xml":
+            (folder / "ssda903.xml").write_text(_xml_text(table), encoding="utf-8")
+            continue
         for kind in ("header", "episodes", "missing"):
-            (folder / f"{kind}.csv").write_text(_csv_text(tables[kind], TABLE_COLUMNS[kind]), encoding="utf-8")
+            (folder / f"{kind}.csv").write_text(_csv_text(table[kind], TABLE_COLUMNS[kind]), encoding="utf-8")
     (out / "truth.json").write_text(json.dumps(data["truth"], sort_keys=True, indent=2) + "\n", encoding="utf-8")
     return {"returns": "returns", "truth": "truth.json"}

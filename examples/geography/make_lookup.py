@@ -2,7 +2,9 @@
 
 Run from this folder: ``python make_lookup.py``. No network: the inputs are transcribed
 below from stored public sources (SOURCE.md), and the script checks that every authority
-code it lists lands in exactly one force area.
+code it lists lands in exactly one force area. Each row also names the authority's upper
+tier (UTLA_CODE: its county for a shire district, itself otherwise), so district-level
+data can be counted in counties as well as force areas.
 """
 
 import csv
@@ -164,6 +166,236 @@ W06000023,Powys
 W06000024,Merthyr Tydfil
 """
 
+# The shire counties (E10) of April 2021 and their districts (E07), transcribed from
+# mysociety/uk_local_authority_names_and_codes, data/packages/_published/data/
+# uk_la_past_current/1.6.0/uk_local_authorities_current.csv (commit 7273419), which
+# compiles the ONS register of local authority codes (GSS codes) with the councils'
+# county membership. Counties: registry code, ONS code, name, SNAC (ONS old-style)
+# code. Districts: ONS code, name, its county's registry code (column county-la), SNAC
+# code (blank for the districts made in 2019, which never had one). Only authorities in
+# place on 1 April 2021 are listed: the Dorset (2019), Suffolk and Somerset West (2019)
+# and Buckinghamshire (2020) predecessors and the Northamptonshire districts (abolished
+# 1 April 2021) are not; the Cumbria, North Yorkshire and Somerset counties and
+# districts (abolished 1 April 2023) are.
+COUNTIES = """\
+CAM,E10000003,Cambridgeshire,12
+CMA,E10000006,Cumbria,16
+DBY,E10000007,Derbyshire,17
+DEV,E10000008,Devon,18
+ESX,E10000011,East Sussex,21
+ESS,E10000012,Essex,22
+GLS,E10000013,Gloucestershire,23
+HAM,E10000014,Hampshire,24
+HRT,E10000015,Hertfordshire,26
+KEN,E10000016,Kent,29
+LAN,E10000017,Lancashire,30
+LEC,E10000018,Leicestershire,31
+LIN,E10000019,Lincolnshire,32
+NFK,E10000020,Norfolk,33
+NYK,E10000023,North Yorkshire,36
+NTT,E10000024,Nottinghamshire,37
+OXF,E10000025,Oxfordshire,38
+SOM,E10000027,Somerset,40
+STS,E10000028,Staffordshire,41
+SFK,E10000029,Suffolk,42
+SRY,E10000030,Surrey,43
+WAR,E10000031,Warwickshire,44
+WSX,E10000032,West Sussex,45
+WOR,E10000034,Worcestershire,47
+"""
+DISTRICTS = """\
+E07000223,Adur,WSX,45UB
+E07000026,Allerdale,CMA,16UB
+E07000032,Amber Valley,DBY,17UB
+E07000224,Arun,WSX,45UC
+E07000105,Ashford,KEN,29UB
+E07000170,Ashfield,NTT,37UB
+E07000200,Babergh,SFK,42UB
+E07000171,Bassetlaw,NTT,37UC
+E07000066,Basildon,ESS,22UB
+E07000084,Basingstoke and Deane,HAM,24UB
+E07000027,Barrow-in-Furness,CMA,16UC
+E07000129,Blaby,LEC,31UB
+E07000033,Bolsover,DBY,17UC
+E07000136,Boston,LIN,32UB
+E07000067,Braintree,ESS,22UC
+E07000143,Breckland,NFK,33UB
+E07000234,Bromsgrove,WOR,47UB
+E07000144,Broadland,NFK,33UC
+E07000172,Broxtowe,NTT,37UD
+E07000068,Brentwood,ESS,22UD
+E07000095,Broxbourne,HRT,26UB
+E07000117,Burnley,LAN,30UD
+E07000008,Cambridge,CAM,12UB
+E07000192,Cannock Chase,STS,41UB
+E07000028,Carlisle,CMA,16UD
+E07000069,Castle Point,ESS,22UE
+E07000106,Canterbury,KEN,29UC
+E07000130,Charnwood,LEC,31UC
+E07000225,Chichester,WSX,45UD
+E07000070,Chelmsford,ESS,22UF
+E07000118,Chorley,LAN,30UE
+E07000177,Cherwell,OXF,38UB
+E07000034,Chesterfield,DBY,17UD
+E07000078,Cheltenham,GLS,23UB
+E07000071,Colchester,ESS,22UG
+E07000029,Copeland,CMA,16UE
+E07000079,Cotswold,GLS,23UC
+E07000163,Craven,NYK,36UB
+E07000226,Crawley,WSX,45UE
+E07000096,Dacorum,HRT,26UC
+E07000107,Dartford,KEN,29UD
+E07000035,Derbyshire Dales,DBY,17UF
+E07000108,Dover,KEN,29UE
+E07000061,Eastbourne,ESX,21UC
+E07000086,Eastleigh,HAM,24UD
+E07000009,East Cambridgeshire,CAM,12UC
+E07000040,East Devon,DEV,18UB
+E07000030,Eden,CMA,16UF
+E07000085,East Hampshire,HAM,24UC
+E07000242,East Hertfordshire,HRT,26UD
+E07000137,East Lindsey,LIN,32UC
+E07000207,Elmbridge,SRY,43UB
+E07000072,Epping Forest,ESS,22UH
+E07000208,Epsom and Ewell,SRY,43UC
+E07000036,Erewash,DBY,17UG
+E07000244,East Suffolk,SFK,
+E07000193,East Staffordshire,STS,41UC
+E07000041,Exeter,DEV,18UC
+E07000087,Fareham,HAM,24UE
+E07000010,Fenland,CAM,12UD
+E07000080,Forest of Dean,GLS,23UD
+E07000119,Fylde,LAN,30UF
+E07000173,Gedling,NTT,37UE
+E07000081,Gloucester,GLS,23UE
+E07000088,Gosport,HAM,24UF
+E07000109,Gravesham,KEN,29UG
+E07000209,Guildford,SRY,43UD
+E07000145,Great Yarmouth,NFK,33UD
+E07000090,Havant,HAM,24UH
+E07000164,Hambleton,NYK,36UC
+E07000165,Harrogate,NYK,36UD
+E07000131,Harborough,LEC,31UD
+E07000073,Harlow,ESS,22UJ
+E07000062,Hastings,ESX,21UD
+E07000089,Hart,HAM,24UG
+E07000098,Hertsmere,HRT,26UE
+E07000037,High Peak,DBY,17UH
+E07000132,Hinckley and Bosworth,LEC,31UE
+E07000227,Horsham,WSX,45UF
+E07000011,Huntingdonshire,CAM,12UE
+E07000120,Hyndburn,LAN,30UG
+E07000202,Ipswich,SFK,42UD
+E07000146,Kings Lynn and West Norfolk,NFK,33UE
+E07000121,Lancaster,LAN,30UH
+E07000063,Lewes,ESX,21UF
+E07000138,City of Lincoln,LIN,32UD
+E07000194,Lichfield,STS,41UD
+E07000110,Maidstone,KEN,29UH
+E07000074,Maldon,ESS,22UK
+E07000174,Mansfield,NTT,37UF
+E07000235,Malvern Hills,WOR,47UC
+E07000042,Mid Devon,DEV,18UD
+E07000133,Melton,LEC,31UG
+E07000187,Mendip,SOM,40UB
+E07000210,Mole Valley,SRY,43UE
+E07000228,Mid Sussex,WSX,45UG
+E07000203,Mid Suffolk,SFK,42UE
+E07000043,North Devon,DEV,18UE
+E07000175,Newark and Sherwood,NTT,37UG
+E07000195,Newcastle-under-Lyme,STS,41UE
+E07000038,North East Derbyshire,DBY,17UJ
+E07000091,New Forest,HAM,24UJ
+E07000099,North Hertfordshire,HRT,26UF
+E07000139,North Kesteven,LIN,32UE
+E07000147,North Norfolk,NFK,33UF
+E07000148,Norwich,NFK,33UG
+E07000219,Nuneaton and Bedworth,WAR,44UC
+E07000218,North Warwickshire,WAR,44UB
+E07000134,North West Leicestershire,LEC,31UH
+E07000135,Oadby and Wigston,LEC,31UJ
+E07000178,Oxford,OXF,38UC
+E07000122,Pendle,LAN,30UJ
+E07000123,Preston,LAN,30UK
+E07000236,Redditch,WOR,47UD
+E07000211,Reigate and Banstead,SRY,43UF
+E07000124,Ribble Valley,LAN,30UL
+E07000166,Richmondshire,NYK,36UE
+E07000075,Rochford,ESS,22UL
+E07000064,Rother,ESX,21UG
+E07000125,Rossendale,LAN,30UM
+E07000220,Rugby,WAR,44UD
+E07000092,Rushmoor,HAM,24UL
+E07000212,Runnymede,SRY,43UG
+E07000176,Rushcliffe,NTT,37UJ
+E07000167,Ryedale,NYK,36UF
+E07000240,St Albans,HRT,26UG
+E07000012,South Cambridgeshire,CAM,12UG
+E07000168,Scarborough,NYK,36UG
+E07000039,South Derbyshire,DBY,17UK
+E07000188,Sedgemoor,SOM,40UC
+E07000169,Selby,NYK,36UH
+E07000111,Sevenoaks,KEN,29UK
+E07000044,South Hams,DEV,18UG
+E07000112,Folkestone and Hythe,KEN,29UL
+E07000140,South Holland,LIN,32UF
+E07000141,South Kesteven,LIN,32UG
+E07000031,South Lakeland,CMA,16UG
+E07000149,South Norfolk,NFK,33UH
+E07000179,South Oxfordshire,OXF,38UD
+E07000213,Spelthorne,SRY,43UH
+E07000126,South Ribble,LAN,30UN
+E07000189,South Somerset,SOM,40UD
+E07000196,South Staffordshire,STS,41UF
+E07000197,Stafford,STS,41UG
+E07000198,Staffordshire Moorlands,STS,41UH
+E07000082,Stroud,GLS,23UF
+E07000221,Stratford-on-Avon,WAR,44UE
+E07000243,Stevenage,HRT,26UH
+E07000214,Surrey Heath,SRY,43UJ
+E07000113,Swale,KEN,29UM
+E07000246,Somerset West and Taunton,SOM,
+E07000215,Tandridge,SRY,43UK
+E07000199,Tamworth,STS,41UK
+E07000045,Teignbridge,DEV,18UH
+E07000076,Tendring,ESS,22UN
+E07000093,Test Valley,HAM,24UN
+E07000083,Tewkesbury,GLS,23UG
+E07000114,Thanet,KEN,29UN
+E07000102,Three Rivers,HRT,26UJ
+E07000115,Tonbridge and Malling,KEN,29UP
+E07000046,Torridge,DEV,18UK
+E07000116,Tunbridge Wells,KEN,29UQ
+E07000077,Uttlesford,ESS,22UQ
+E07000180,Vale of White Horse,OXF,38UE
+E07000216,Waverley,SRY,43UL
+E07000103,Watford,HRT,26UK
+E07000222,Warwick,WAR,44UF
+E07000047,West Devon,DEV,18UL
+E07000065,Wealden,ESX,21UH
+E07000241,Welwyn Hatfield,HRT,26UL
+E07000094,Winchester,HAM,24UP
+E07000127,West Lancashire,LAN,30UP
+E07000142,West Lindsey,LIN,32UH
+E07000237,Worcester,WOR,47UE
+E07000217,Woking,SRY,43UM
+E07000229,Worthing,WSX,45UH
+E07000181,West Oxfordshire,OXF,38UF
+E07000245,West Suffolk,SFK,
+E07000238,Wychavon,WOR,47UF
+E07000239,Wyre Forest,WOR,47UG
+E07000128,Wyre,LAN,30UQ
+"""
+# The unitary authorities of 1 April 2023 that replaced three of the counties above
+# (same source: their ONS codes, and the counties' column replaced-by), each in the
+# force area of the county it replaced: ONS code, name, the county's registry code.
+SUCCESSORS = """\
+E06000063,Cumberland,CMA
+E06000064,Westmorland and Furness,CMA
+E06000065,North Yorkshire,NYK
+E06000066,Somerset,SOM
+"""
+
 # Police force areas: ONS code and name.
 FORCES = {
     "E23000001": "Metropolitan Police", "E23000002": "Cumbria", "E23000003": "Lancashire",
@@ -231,6 +463,51 @@ MEMBERS = {
 }
 
 
+# The counties in Schedule 1 to the Police Act 1996 (mysociety/mapit, as above: the
+# force areas described as "the county of ..."), by the county names above.
+COUNTY_FORCES = {
+    "E23000023": ["Cambridgeshire"], "E23000002": ["Cumbria"], "E23000018": ["Derbyshire"],
+    "E23000035": ["Devon"], "E23000033": ["East Sussex", "West Sussex"], "E23000028": ["Essex"],
+    "E23000037": ["Gloucestershire"], "E23000030": ["Hampshire"], "E23000027": ["Hertfordshire"],
+    "E23000032": ["Kent"], "E23000003": ["Lancashire"], "E23000021": ["Leicestershire"],
+    "E23000020": ["Lincolnshire"], "E23000024": ["Norfolk"], "E23000009": ["North Yorkshire"],
+    "E23000019": ["Nottinghamshire"], "E23000029": ["Oxfordshire"], "E23000036": ["Somerset"],
+    "E23000015": ["Staffordshire"], "E23000025": ["Suffolk"], "E23000031": ["Surrey"],
+    "E23000017": ["Warwickshire"], "E23000016": ["Worcestershire"],
+}
+
+
+def two_tier_rows(force_of: dict) -> list[list[str]]:
+    """Counties, their districts and the 2023 unitaries: [code, name, force, upper-tier code, name].
+
+    A district is counted in its county's force area: the Schedule names force areas by
+    counties, so a district's force area is its county's, and the check below that a
+    district's SNAC code starts with its county's SNAC code guards the transcription.
+    """
+    counties = {reg: (code, name, snac) for reg, code, name, snac in csv.reader(COUNTIES.splitlines())}
+    county_force = {}
+    for force, names in COUNTY_FORCES.items():
+        for name in names:
+            (reg,) = [r for r, (_, n, _) in counties.items() if n == name]
+            assert reg not in county_force, f"{name} is in two force areas"
+            county_force[reg] = force
+    assert set(county_force) == set(counties), f"no force area for {set(counties) - set(county_force)}"
+    rows = []
+    for reg, (code, name, _) in counties.items():
+        assert code.startswith("E10") and code not in force_of
+        rows.append([code, name, county_force[reg], code, name])
+    for code, name, reg, snac in csv.reader(DISTRICTS.splitlines()):
+        county_code, county_name, county_snac = counties[reg]  # KeyError: a district of no county above
+        assert code.startswith("E07") and code not in force_of
+        assert not snac or snac[:2] == county_snac, f"{name} ({snac}) is not in {county_name} ({county_snac})"
+        rows.append([code, name, county_force[reg], county_code, county_name])
+    for code, name, reg in csv.reader(SUCCESSORS.splitlines()):
+        assert code.startswith("E06") and code not in force_of
+        rows.append([code, name, county_force[reg], code, name])
+    assert len({r[0] for r in rows}) == len(rows), "an authority is listed twice"
+    return rows
+
+
 def main() -> None:
     rows = list(csv.reader(AUTHORITIES.splitlines()))
     by_name = {name: code for code, name in rows}
@@ -241,17 +518,19 @@ def main() -> None:
             assert code not in force_of, f"{name} is in two force areas"
             force_of[code] = force
     # the London boroughs other than the City: the Metropolitan Police District
-    for code, name in rows:
+    for code, _name in rows:
         if code.startswith("E09") and code != "E09000001":
             assert code not in force_of
             force_of[code] = "E23000001"
     missing = [name for code, name in rows if code not in force_of]
     assert not missing, f"no force area for {missing}"
+    # unitary authorities are their own upper tier
+    table = [[code, name, force_of[code], code, name] for code, name in rows] + two_tier_rows(force_of)
     with open("la_to_pfa.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["LA_CODE", "LA_NAME", "PFA_CODE", "PFA_NAME"])
-        for code, name in sorted(rows):
-            writer.writerow([code, name, force_of[code], FORCES[force_of[code]]])
+        writer.writerow(["LA_CODE", "LA_NAME", "PFA_CODE", "PFA_NAME", "UTLA_CODE", "UTLA_NAME"])
+        for code, name, force, upper, upper_name in sorted(table):
+            writer.writerow([code, name, force, FORCES[force], upper, upper_name])
 
 
 if __name__ == "__main__":
