@@ -595,7 +595,7 @@ def test_scale_reaches_the_example_writer(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_write_example(name, out_dir, seed=None, scale="regional"):
+    def fake_write_example(name, out_dir, seed=None, scale="regional", fmt="csv"):
         calls.append((name, scale))
         return make_project(out_dir)
 
