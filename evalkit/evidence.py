@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .catalog import LEVEL_CHECKS, METHODS
 from .results import Check, Estimate
 
@@ -64,6 +66,15 @@ def certainty(level: int, concerns: list[Check]) -> str:
     if level >= 2:
         return "low"
     return "very low"
+
+
+#: the certainty ladder, surest first
+CERTAINTY_STEPS = ("high", "moderate", "low", "very low")
+
+
+def lower_certainty(cert: str) -> str:
+    """One step down the ladder (very low stays very low)."""
+    return CERTAINTY_STEPS[min(CERTAINTY_STEPS.index(cert) + 1, len(CERTAINTY_STEPS) - 1)]
 
 
 def percent_words(x: float) -> str:
@@ -231,11 +242,21 @@ def round_for_prose(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
-def _finding(best, estimates, checks, intervention, outcome_labels, concurrent) -> dict:
-    """Level, certainty and plain-words sentence for one analysis."""
+def _finding(best, estimates, checks, intervention, outcome_labels, concurrent, calibration=None) -> dict:
+    """Level, certainty and plain-words sentence for one analysis.
+
+    ``calibration`` (optional) maps (method, outcome) to ``{"lower": bool, "words": str}``:
+    a design diagnosis found this analysis's 95% interval too narrow on this design
+    (``calibration: fail``), so certainty goes down one step and the words say why.
+    """
     level, reasons = design_level(best.method, checks, best.outcome, concurrent)
     concerns = _concerns(checks, best.method, best.outcome)
     cert = certainty(level, concerns)
+    lowered = []
+    note = (calibration or {}).get((best.method, best.outcome))
+    if note and note.get("lower"):
+        cert = lower_certainty(cert)
+        lowered.append(f"{note['words']}; certainty lowered")
     estimand = HEADLINE_ESTIMAND[best.method]
     estimate = next(e for e in estimates if e.method == best.method and e.outcome == best.outcome
                     and e.estimand == estimand and not (e.group or "").startswith("subgroup"))
@@ -259,6 +280,7 @@ def _finding(best, estimates, checks, intervention, outcome_labels, concurrent) 
         "level_meaning": LEVEL_MEANING[level],
         "lowered_because": reasons,
         "certainty": cert,
+        "certainty_lowered_because": lowered,
         "concerns": [f"{c.name}: {c.detail}" for c in concerns],
         "sentence": sentence,
         "method": best.method,
@@ -273,12 +295,16 @@ def _strongest(candidates: list):
 
 
 def assess(estimates: list[Estimate], checks: list[Check], analyses: list, primary_outcome: str,
-           intervention: str, outcome_labels: dict, concurrent: list | None = None) -> dict:
+           intervention: str, outcome_labels: dict, concurrent: list | None = None,
+           calibration: dict | None = None, sensitivity: list | None = None) -> dict:
     """Evidence for the run: design level, certainty, verb and headline of the primary outcome,
     and one finding per outcome (EMMIE's "Effect").
 
     Each finding comes from the strongest analysis of its outcome (highest design level;
-    the first declared among equals).
+    the first declared among equals). ``calibration`` lowers a finding's certainty when a
+    design diagnosis found its interval too narrow (see :func:`_finding`; the report passes
+    it, :func:`reassess`). ``sensitivity`` is the list :func:`parallel_trends_sensitivity`
+    makes (computed here when not given).
     """
     usable = [a for a in analyses if a.method in HEADLINE_ESTIMAND]
     if not usable:
@@ -287,11 +313,14 @@ def assess(estimates: list[Estimate], checks: list[Check], analyses: list, prima
     effects = []
     for outcome in dict.fromkeys(a.outcome for a in usable):
         best = _strongest([a for a in usable if a.outcome == outcome])
-        effects.append(_finding(best, estimates, checks, intervention, outcome_labels, concurrent))
+        effects.append(_finding(best, estimates, checks, intervention, outcome_labels, concurrent, calibration))
     primary = next((f for f in effects if f["outcome"] == primary_outcome), effects[0])
+    if sensitivity is None:
+        sensitivity = parallel_trends_sensitivity(analyses, checks, estimates)
     return {
         **{k: primary[k] for k in ("design_level", "design_level_label", "level_meaning", "lowered_because",
-                                   "certainty", "concerns")},
+                                   "certainty", "certainty_lowered_because", "concerns")},
+        "sensitivity": sensitivity,
         "scale": SCALE_NAME,
         "headline": primary["sentence"],
         "headline_method": primary["method"],
@@ -300,6 +329,173 @@ def assess(estimates: list[Estimate], checks: list[Check], analyses: list, prima
         "concurrent_changes": list(concurrent or []),
         "effects": effects,
     }
+
+
+def reassess(results, calibration: dict) -> dict:
+    """The run's evidence again, with a design diagnosis's calibration verdicts applied.
+
+    Used by the report when it is given a diagnosis (``render_html(results, diagnosis)``):
+    the same pure function of the results as at run time, so the headline's verb follows the
+    lowered certainty. Keys assess does not make (economics) are kept as they were.
+    """
+    context, evidence = results.context, results.evidence or {}
+    labels = {o["name"]: o.get("label", o["name"]) for o in context.get("outcomes", [])}
+    primary = context.get("primary_outcome") or evidence.get("headline_outcome")
+    again = assess(results.estimates, results.checks, results.analyses, primary,
+                   (context.get("intervention") or {}).get("name", ""), labels,
+                   concurrent=evidence.get("concurrent_changes"), calibration=calibration,
+                   sensitivity=evidence.get("sensitivity") or [])   # never computed here: only what the record holds
+    return {**evidence, **again}
+
+
+# ----------------------------------------------------------------------------- parallel trends
+#: Mbar values whose robust intervals the annex shows beside the breakdown value
+SENSITIVITY_MBARS = (0.5, 1.0, 2.0)
+COVARIANCE_NOT_RECORDED = (
+    "approximate: the results record each coefficient's standard error but not their covariance (the pre-period "
+    "bins come from the pre-trend check, the effect from the main estimate), so the coefficients are treated as "
+    "independent")
+
+
+def _pre_trend_bins(check: Check) -> tuple[list[float], list[float], str] | None:
+    """The pre-trend check's bins, oldest first, as (estimates, standard errors, scale) on the
+    scale the test used (log ratio for a ratio check), or None."""
+    bins = (check.values or {}).get("bins") or []
+    if not bins or any(b.get("estimate") is None or b.get("se") is None for b in bins):
+        return None
+    ratio = check.values.get("scale") == "ratio"
+    if "years_before" in bins[0]:
+        bins = sorted(bins, key=lambda b: -b["years_before"])       # did: years before, oldest first
+    else:
+        bins = list(reversed(bins))                                   # staggered_did: nearest first
+    if ratio and any(b["estimate"] <= 0 for b in bins):
+        return None
+    values = [math.log(b["estimate"]) if ratio else float(b["estimate"]) for b in bins]
+    return values, [float(b["se"]) for b in bins], "log ratio" if ratio else "difference"
+
+
+def _post_effect(estimate: Estimate, scale: str) -> tuple[float, float] | None:
+    """The headline effect on the pre-trend bins' scale, with its (analytic) standard error."""
+    d = estimate.details or {}
+    if scale == "log ratio":
+        if estimate.scale != "ratio" or not estimate.estimate or estimate.estimate <= 0 or d.get("se_scale") != "log":
+            return None
+        value, se = math.log(estimate.estimate), estimate.se
+    elif estimate.scale == "ratio":
+        value, se = d.get("difference"), d.get("difference_se")   # staggered_did counts: the rate difference
+    else:
+        value, se = estimate.estimate, estimate.se
+    if value is None or se is None or not (math.isfinite(value) and math.isfinite(se)) or se <= 0:
+        return None
+    return float(value), float(se)
+
+
+def sensitivity_inputs(analysis, checks: list[Check], estimates: list[Estimate]) -> dict | None:
+    """Event-study inputs for the relative-magnitudes bound of one did / staggered_did analysis.
+
+    Prefers ``analysis.series["honest_inputs"]`` (``betahat``, ``sigma``, ``num_pre``,
+    ``num_post``, ``scale``, optional ``target``: one event study with its joint covariance)
+    when a method records it. Otherwise builds what the results hold: the pre-trend check's
+    bins (years before adoption, the year before as reference) and the headline effect as the
+    one post-period coefficient, with a diagonal covariance (``approximate``), on the
+    check's scale (log ratio for counts under did; rate difference for staggered_did).
+    """
+    recorded = (analysis.series or {}).get("honest_inputs")
+    if recorded:
+        return {"betahat": [float(v) for v in recorded["betahat"]],
+                "sigma": [[float(v) for v in row] for row in recorded["sigma"]],
+                "num_pre": int(recorded["num_pre"]), "num_post": int(recorded["num_post"]),
+                "target": recorded.get("target", "average"), "scale": recorded.get("scale", ""),
+                "covariance": "recorded", "approximate": False,
+                "source": recorded.get("source", "the method's event study with its joint covariance")}
+    index = (analysis.settings or {}).get("analysis")
+    check = next((c for c in checks if c.name == "pre_trends" and c.method == analysis.method
+                  and c.outcome == analysis.outcome), None)
+    estimand = HEADLINE_ESTIMAND.get(analysis.method)
+    head = next((e for e in estimates if e.method == analysis.method and e.outcome == analysis.outcome
+                 and e.estimand == estimand and e.group in (None, "treated")
+                 and (index is None or (e.details or {}).get("analysis", index) == index)), None)
+    if check is None or head is None:
+        return None
+    pre = _pre_trend_bins(check)
+    if pre is None:
+        return None
+    values, ses, scale = pre
+    post = _post_effect(head, scale)
+    if post is None:
+        return None
+    betahat = values + [post[0]]
+    return {"betahat": betahat, "sigma": [[(ses + [post[1]])[i] ** 2 if i == j else 0.0 for j in range(len(betahat))]
+                                          for i in range(len(betahat))],
+            "num_pre": len(values), "num_post": 1, "target": "first", "scale": scale,
+            "covariance": "diagonal", "approximate": True,
+            "source": (f"the pre-trend check's {len(values)} bin(s) of years before adoption (the year before "
+                       f"adoption the reference) and the headline {estimand} as one post-adoption coefficient; "
+                       f"{COVARIANCE_NOT_RECORDED}")}
+
+
+def parallel_trends_sensitivity(analyses: list, checks: list[Check], estimates: list[Estimate],
+                                alpha: float = 0.05) -> list[dict]:
+    """Breakdown value of the relative-magnitudes bound (Rambachan & Roth 2023) for every did and
+    staggered_did analysis whose results hold the inputs (:func:`sensitivity_inputs`).
+
+    Mbar* is the largest Mbar at which the robust 95% interval still excludes no effect: the
+    finding holds unless post-adoption departures from parallel trends are more than Mbar*
+    times the largest seen between pre-adoption years (evalkit.inference.honest, checked
+    against HonestDiD's published examples in tests/test_honest.py). 0 when the usual interval
+    already includes no effect. Deterministic (the engine's fixed seed).
+    """
+    from .inference.honest import relative_magnitudes_breakdown, relative_magnitudes_ci
+
+    out = []
+    for a in analyses:
+        if a.method not in ("did", "staggered_did"):
+            continue
+        inputs = sensitivity_inputs(a, checks, estimates)
+        if inputs is None:
+            continue
+        b, V = np.array(inputs["betahat"]), np.array(inputs["sigma"])
+        try:
+            found = relative_magnitudes_breakdown(b, V, inputs["num_pre"], inputs["num_post"], alpha=alpha,
+                                                  target=inputs["target"])
+            robust = [relative_magnitudes_ci(b, V, inputs["num_pre"], inputs["num_post"], m, alpha=alpha,
+                                             target=inputs["target"], grid_points=1000) for m in SENSITIVITY_MBARS]
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        check = next((c for c in checks if c.name == "pre_trends" and c.method == a.method and c.outcome == a.outcome),
+                     None)
+        out.append({"analysis": (a.settings or {}).get("analysis"), "method": a.method, "outcome": a.outcome,
+                    "breakdown": found["breakdown"], "capped": found["capped"], "significant": found["significant"],
+                    "estimate": found["estimate"], "original_ci": list(found["original_ci"]),
+                    "robust_ci": [{"mbar": r.mbar, "ci": [_finite(r.lb), _finite(r.ub)]} for r in robust],
+                    "scale": inputs["scale"], "num_pre": inputs["num_pre"], "num_post": inputs["num_post"],
+                    "target": inputs["target"], "covariance": inputs["covariance"],
+                    "approximate": inputs["approximate"], "inputs": inputs["source"],
+                    "pre_trends": check.status if check is not None else None,
+                    "method_note": found["method"]})
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def sensitivity_words(record: dict) -> str:
+    """The breakdown value in plain words (docs/methods/honest_did.md, "How it will be used")."""
+    if not record.get("significant"):
+        return ("even if trends had stayed exactly parallel, this analysis shows no clear change, so there is no "
+                "conclusion for a difference in trends to overturn")
+    mbar = record["breakdown"]
+    if mbar <= 0:
+        return "its conclusion depends on trends staying exactly parallel after adoption"
+    times = f"{mbar:.1f}".rstrip("0").rstrip(".")
+    more = "more than 10 times" if record.get("capped") else f"more than {times} times"
+    text = (f"the conclusion holds unless, after adoption, the difference in trends between adopting and comparison "
+            f"areas was {more} the largest year-to-year difference seen before adoption")
+    if mbar < 1:
+        text += ("; trends before adoption already moved by about as much as would be needed to explain the result "
+                 "away, so treat it with caution")
+    return text
 
 
 def subgroup_differences(estimates: list[Estimate], alpha: float = 0.05) -> list[Estimate]:

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.progress import stage
-from ..design import Design
+from ..design import DiDOptions, Design, StaggeredDiDOptions, SurvivalDiDOptions
 from ..errors import EvalkitError
 from ..results import json_ready, write_atomic
 from ..version import __version__
-from .diagnosands import KEYS, TARGET_POWER, diagnose_rows, minimum_detectable_effect, power_curve
+from .diagnosands import (CALIBRATION_RULE, KEYS, TARGET_POWER, calibration_by_estimand, diagnose_rows,
+                          minimum_detectable_effect, power_curve)
 from .executors import open_backend
 from .simulate import check_effects
 
@@ -85,8 +86,11 @@ def make_simulator(design: Design, data=None, model: str = "data"):
 
 def capped_randomization(design: Design, reps: int) -> Design:
     """The design with at most ``reps`` permutations in randomization-inference analyses."""
+    # the methods whose options carry reps (permutations or bootstrap draws)
+    with_reps = (DiDOptions, StaggeredDiDOptions, SurvivalDiDOptions)
     analysis = [s.model_copy(update={"reps": min(s.reps, max(99, int(reps)))})
-                if getattr(s, "inference", None) == "randomization" and s.reps > reps else s for s in design.analysis]
+                if isinstance(s, with_reps) and s.inference == "randomization" and s.reps > reps else s
+                for s in design.analysis]
     if all(a is b for a, b in zip(analysis, design.analysis)):
         return design
     copy = design.model_copy(update={"analysis": analysis})
@@ -346,46 +350,56 @@ def summarise(design: Design, simulator, rows: pd.DataFrame, sims: int, effects:
     for key in keys:
         record = dict(zip(KEYS, key))
         planted = [c.get("truth") for c in cells if tuple(c[k] for k in KEYS) == key and c["effect"] < 1.0]
-        null = 1.0 if next((c["scale"] for c in cells if tuple(c[k] for k in KEYS) == key), None) == "ratio" else 0.0
-        if key[3] == "(fit)" or (planted and all(t == null for t in planted)):
+        no_change = 1.0 if next((c["scale"] for c in cells if tuple(c[k] for k in KEYS) == key), None) == "ratio" else 0.0
+        if key[3] == "(fit)" or (planted and all(t == no_change for t in planted)):
             continue  # failed fits, or an estimand the plant leaves at no change (a slope change)
         record.update(minimum_detectable_effect(power_curve(cells, key)))
         mde.append(record)
     analyses = []
     for index, spec in enumerate(design.analysis):
         fits = rows[rows["analysis"] == index]
-        null = [c for c in cells if c["analysis"] == index and c["effect"] == 1.0 and c.get("false_positive_rate") is not None]
+        null_cells = [c for c in cells if c["analysis"] == index and c["effect"] == 1.0
+                      and c.get("false_positive_rate") is not None]
         analyses.append({
             "analysis": index, "method": spec.method, "outcome": spec.outcome,
             "inference": getattr(spec, "inference", None) or getattr(spec, "se", None) or getattr(spec, "errors", None),
             "failed_fits": int(fits[fits["estimand"] == "(fit)"]["sim"].count()),
             "fits": int(fits.groupby(["sim", "effect"]).ngroups),
-            "false_positive_rate": {c["estimand"]: [c["false_positive_rate"], c["false_positive_rate_se"]] for c in null},
+            "false_positive_rate": {c["estimand"]: [c["false_positive_rate"], c["false_positive_rate_se"]]
+                                    for c in null_cells},
             "coverage": {f'{c["estimand"]}@{c["effect"]:g}': [c["coverage"], c["coverage_se"]] for c in cells
                          if c["analysis"] == index and c.get("coverage") is not None},
+            # issue 12: is each estimand's 95% interval calibrated here? (diagnosands.calibration)
+            "calibration": {k: v["verdict"] for k, v in calibration_by_estimand(cells, index).items()},
+            "calibration_reasons": {k: {r: v[r] for r in v if r != "verdict"}
+                                    for k, v in calibration_by_estimand(cells, index).items()},
         })
     head = {}
     if headline is not None:
         key = _headline_key(design, headline)
         head = {"analysis": key[2], "method": key[1], "outcome": key[0], "estimand": key[3],
                 **next((m for m in mde if tuple(m[k] for k in KEYS) == key), {})}
-        null = next((c for c in cells if tuple(c[k] for k in KEYS) == key and c["effect"] == 1.0), None)
-        if null:
-            head["false_positive_rate"] = null.get("false_positive_rate")
-            head["coverage_at_null"] = null.get("coverage")
+        null_cell = next((c for c in cells if tuple(c[k] for k in KEYS) == key and c["effect"] == 1.0), None)
+        if null_cell:
+            head["false_positive_rate"] = null_cell.get("false_positive_rate")
+            head["coverage_at_null"] = null_cell.get("coverage")
+        verdict = calibration_by_estimand(cells, key[2]).get(key[3])
+        if verdict is not None:
+            head["calibration"] = verdict["verdict"]
+            head["calibration_reasons"] = verdict.get("reasons", [])
         if head.get("mde") is not None:
             power_at = dict(power_curve(cells, key))
             head["power_curve"] = {f"{e:g}": p for e, p in sorted(power_at.items())}
     settings = {"sims": sims, "effects": effects, "effects_tried": sorted(tried, reverse=True), "seed": design.seed,
-                "alpha": design.alpha, "target_power": TARGET_POWER,
+                "alpha": design.alpha, "target_power": TARGET_POWER, "calibration_rule": CALIBRATION_RULE,
                 "seed_rule": "numpy SeedSequence(design seed).spawn(sims): simulation i uses child i"}
     truths = {}
     if hasattr(simulator, "truths"):
         # the hazard ratio and restricted-mean difference each planted effect amounts to
         for effect in sorted(tried, reverse=True):
-            planted = {k: v for k, v in simulator.truths(effect).items() if not k.startswith("__") and v}
-            if planted:
-                truths[f"{effect:g}"] = planted
+            planted_truths = {k: v for k, v in simulator.truths(effect).items() if not k.startswith("__") and v}
+            if planted_truths:
+                truths[f"{effect:g}"] = planted_truths
     return Diagnosis(design={"path": str(design.path) if design.path else None, "title": design.title,
                              "sha256": design.sha256},
                      simulator=simulator.describe(), settings=settings, cells=cells, mde=mde, headline=head,

@@ -16,6 +16,23 @@ import pandas as pd
 TARGET_POWER = 0.8
 KEYS = ["outcome", "method", "analysis", "estimand"]
 
+#: what a calibrated 95% interval does (issue 12): covers the truth 93-97% of the time and
+#: rejects a true null 3-7% of the time
+COVERAGE_TARGET = (0.93, 0.97)
+REJECTION_TARGET = (0.03, 0.07)
+#: a rate fails its target only when the whole band estimate +/- MC_SE_MULTIPLIER Monte Carlo SEs misses it
+MC_SE_MULTIPLIER = 2.0
+#: fewer successful fits than this in a cell: its rates are too rough to judge (a 95% coverage has
+#: a Monte Carlo SE of 2.2 points at 100 simulations, so +/- 2 SE spans 91-99%)
+MIN_CALIBRATION_FITS = 100
+CALIBRATION_RULE = (f"pass when, at every planted effect, the 95% interval's coverage is within "
+                    f"{100 * COVERAGE_TARGET[0]:.0f}-{100 * COVERAGE_TARGET[1]:.0f}% and, with no change planted, "
+                    f"its rejection rate within {100 * REJECTION_TARGET[0]:.0f}-{100 * REJECTION_TARGET[1]:.0f}%, "
+                    f"allowing for Monte Carlo error: a rate fails only when the target band lies wholly outside "
+                    f"the rate +/- {MC_SE_MULTIPLIER:g} Monte Carlo SEs (a Wilson score interval, which keeps its "
+                    f"spread at 0% and 100%); not assessed with fewer than "
+                    f"{MIN_CALIBRATION_FITS} successful fits per planted effect or no interval")
+
 
 def _rate(hits: np.ndarray) -> tuple[float | None, float | None]:
     n = len(hits)
@@ -87,6 +104,77 @@ def cell_diagnosands(frame: pd.DataFrame, alpha: float = 0.05) -> dict:
     return out
 
 
+def rate_band(rate: float, n: int, z: float = MC_SE_MULTIPLIER) -> tuple[float, float]:
+    """The rate +/- z Monte Carlo SEs, as a Wilson score interval.
+
+    Away from 0 and 1 it is the rate +/- z sqrt(p (1 - p) / n) to within a fraction of a
+    point; at 0% or 100% (where that SE is 0) it keeps the spread that n simulations leave,
+    so 120 simulations that all covered the truth do not prove a coverage above 97%.
+    """
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def _outside(rate: float, n: int, band: tuple[float, float]) -> str | None:
+    """'low' or 'high' when the band lies wholly outside the rate's +/- 2 SE band, else None."""
+    low, high = rate_band(rate, n)
+    if high < band[0]:
+        return "low"
+    if low > band[1]:
+        return "high"
+    return None
+
+
+def calibration(cells: list[dict]) -> dict:
+    """Is one estimand's 95% interval calibrated? Its cells (one per planted effect) in, a verdict out.
+
+    ``verdict``: ``pass`` when every assessable cell's coverage (and, with no change planted,
+    its rejection rate) is inside the target allowing for Monte Carlo error (CALIBRATION_RULE);
+    ``fail`` when any is outside; ``not assessed`` when no cell has at least
+    MIN_CALIBRATION_FITS successful fits with an interval. ``reasons`` lists each failing rate
+    with its effect, value, Monte Carlo SE, target and ``direction``: ``too narrow`` (coverage
+    too low or true nulls rejected too often: the interval overstates certainty) or ``too
+    wide`` (coverage too high, or true nulls almost never rejected: conservative).
+    """
+    reasons, assessed, why_not = [], 0, []
+    for c in sorted(cells, key=lambda c: -c["effect"]):
+        fits = c.get("simulations", 0) - c.get("failed", 0)
+        if c.get("coverage") is None:
+            continue  # an estimand the simulations do not score (no truth)
+        if fits < MIN_CALIBRATION_FITS:
+            why_not.append(f"{fits} successful fits at effect {c['effect']:g} (at least {MIN_CALIBRATION_FITS} needed)")
+            continue
+        if c.get("unbounded_intervals", 0) >= fits:
+            why_not.append(f"no interval at effect {c['effect']:g}")
+            continue
+        assessed += 1
+        side = _outside(c["coverage"], fits, COVERAGE_TARGET)
+        if side:
+            reasons.append({"rate": "coverage", "effect": c["effect"], "value": c["coverage"],
+                            "se": c.get("coverage_se"), "target": list(COVERAGE_TARGET),
+                            "direction": "too narrow" if side == "low" else "too wide"})
+        if c.get("false_positive_rate") is not None:
+            side = _outside(c["false_positive_rate"], fits, REJECTION_TARGET)
+            if side:
+                reasons.append({"rate": "false_positive_rate", "effect": c["effect"], "value": c["false_positive_rate"],
+                                "se": c.get("false_positive_rate_se"), "target": list(REJECTION_TARGET),
+                                "direction": "too narrow" if side == "high" else "too wide"})
+    if not assessed:
+        return {"verdict": "not assessed", "reasons": [], "why_not": why_not or ["no interval was scored"]}
+    return {"verdict": "fail" if reasons else "pass", "reasons": reasons}
+
+
+def calibration_by_estimand(cells: list[dict], analysis: int) -> dict:
+    """{estimand: calibration record} for one analysis of the plan (failed-fit rows left out)."""
+    by: dict = {}
+    for c in cells:
+        if c["analysis"] == analysis and c["estimand"] != "(fit)":
+            by.setdefault(c["estimand"], []).append(c)
+    return {estimand: calibration(group) for estimand, group in sorted(by.items())
+            if any(c.get("coverage") is not None for c in group)}
+
+
 def diagnose_rows(rows: pd.DataFrame, alpha: float = 0.05) -> list[dict]:
     """Diagnosands for every outcome x method x analysis x estimand x planted effect."""
     cells = []
@@ -134,4 +222,5 @@ def minimum_detectable_effect(points: list[tuple[float, float]], target: float =
             "strongest_tried": below[-1][0], "power_at_strongest": below[-1][1]}
 
 
-__all__ = ["cell_diagnosands", "diagnose_rows", "power_curve", "minimum_detectable_effect", "rejects", "TARGET_POWER"]
+__all__ = ["calibration", "calibration_by_estimand", "CALIBRATION_RULE", "COVERAGE_TARGET", "REJECTION_TARGET",
+           "MIN_CALIBRATION_FITS", "rate_band", "cell_diagnosands", "diagnose_rows", "power_curve", "minimum_detectable_effect", "rejects", "TARGET_POWER"]

@@ -7,14 +7,20 @@ so the report's disclosure rules have nothing to suppress here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import matplotlib
 import numpy as np
 
 from ..report.figures import STYLE, to_svg
+from ..report.diagnosis import calibration_words
 from ..report.render import METHOD_NAMES, environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 COLOURS = ("#1b6ca8", "#c0392b", "#27864a", "#8e44ad", "#d35400", "#555555")
 
@@ -38,7 +44,8 @@ def _number(x, se=None) -> str:
 
 def power_figure(cells: list[dict], keys: list[tuple], title: str) -> str:
     """Power against the planted effect (a fall of 1 - E), one line per estimand."""
-    with matplotlib.rc_context(STYLE):
+    # STYLE holds rc keys only; its inferred dict[str, object] hides that from mypy
+    with matplotlib.rc_context(cast("dict[RcKeyType, Any]", STYLE)):
         fig, ax = plt.subplots(figsize=(7.2, 3.6))
         for i, key in enumerate(keys):
             points = sorted((c["effect"], c["power"], c.get("power_se") or 0.0) for c in cells
@@ -81,7 +88,10 @@ def view_model(record: dict) -> dict:
         keys = sorted({(a["analysis"], c["estimand"]) for c in cells if c["analysis"] == a["analysis"]
                        and c["estimand"] != "(fit)" and not c["estimand"].startswith("slope")
                        and any(m["analysis"] == a["analysis"] and m["estimand"] == c["estimand"] for m in record["mde"])})
-        analyses.append({**a, "name": METHOD_NAMES.get(a["method"], a["method"]), "rows": rows,
+        verdicts = [{"estimand": k, "verdict": v,
+                     "words": calibration_words(v, ((a.get("calibration_reasons") or {}).get(k) or {}).get("reasons"))}
+                    for k, v in (a.get("calibration") or {}).items()]
+        analyses.append({**a, "name": METHOD_NAMES.get(a["method"], a["method"]), "rows": rows, "verdicts": verdicts,
                          "figure": power_figure(cells, keys, f"Power of {a['method']} ({a['outcome']})") if keys else None,
                          "mde": [m for m in record["mde"] if m["analysis"] == a["analysis"]]})
     sentence = mde_sentence(headline)
@@ -95,7 +105,8 @@ def mde_sentence(headline: dict) -> str:
     if not headline:
         return "No analysis of the plan gives a headline, so no smallest detectable change is given."
     mde = headline.get("mde")
-    name = METHOD_NAMES.get(headline.get("method"), headline.get("method"))
+    method = headline.get("method")
+    name = METHOD_NAMES.get(method, method) if method is not None else None
     if mde is None:
         return (f"Even the largest fall tried would be detected less than 8 times in 10 by the {name}: this design "
                 "could miss large changes.")

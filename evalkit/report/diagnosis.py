@@ -17,6 +17,9 @@ from ..errors import EvalkitError
 
 METHOD_WORDS = {name: record.display_name for name, record in METHODS.items()}
 
+#: a diagnosis's calibration verdict (diagnosands.calibration) in the report's table
+CALIBRATION_WORDS = {"pass": "yes", "fail": "no", "not assessed": "not assessed"}
+
 
 def load_diagnosis(path) -> dict:
     """Read a diagnosis.json (one-line error when it is not one)."""
@@ -43,6 +46,88 @@ def mde_words(headline: dict) -> str | None:
         return None
     return (f"this design would detect a fall of {round(100 * (1 - mde))}% or more 8 times in 10; "
             "smaller changes could be missed")
+
+
+def calibration_words(verdict: str | None, reasons: list | None) -> str | None:
+    """One plain sentence on a failed calibration (diagnosands.calibration), no statistics.
+
+    "In simulations of this design the 95% range covered the true effect only 86% of the
+    time, so the range may be too narrow"; None unless the verdict is ``fail``.
+    """
+    if verdict != "fail" or not reasons:
+        return None
+    narrow = [r for r in reasons if r.get("direction") == "too narrow"]
+    if narrow:
+        coverage = [r for r in narrow if r["rate"] == "coverage"]
+        if coverage:
+            worst = min(coverage, key=lambda r: r["value"])
+            return (f"In simulations of this design the 95% range covered the true effect only "
+                    f"{_pct(worst['value'])} of the time (it should be about 95%), so the range may be too narrow")
+        worst = max(narrow, key=lambda r: r["value"])
+        return (f"In simulations of this design with no real change, the analysis found a change "
+                f"{_pct(worst['value'])} of the time (it should be about 5%), so the range may be too narrow")
+    worst = max(reasons, key=lambda r: abs(r["value"] - sum(r["target"]) / 2))
+    if worst["rate"] == "coverage":
+        return (f"In simulations of this design the 95% range covered the true effect {_pct(worst['value'])} of "
+                "the time, more than the 95% it should, so the range may be wider than it needs to be")
+    return (f"In simulations of this design with no real change, the analysis found a change only "
+            f"{_pct(worst['value'])} of the time (about 5% is expected), so the range may be wider than it needs to be")
+
+
+def narrows(reasons: list | None) -> bool:
+    """A failed calibration overstates certainty (coverage too low, or true nulls rejected too often)."""
+    return any(r.get("direction") == "too narrow" for r in reasons or [])
+
+
+def analysis_calibration(diagnosis: dict | None, method: str, outcome: str, index: int | None = None) -> dict | None:
+    """{"verdict", "reasons", "estimand"} of one analysis's headline estimand in a diagnosis, or None.
+
+    The analysis is found by its plan index when the results record one (two analyses may
+    share a method and an outcome), else by method and outcome.
+    """
+    if not diagnosis:
+        return None
+    from ..evidence import HEADLINE_ESTIMAND
+
+    estimand = HEADLINE_ESTIMAND.get(method)
+    entries = [a for a in diagnosis.get("analyses") or [] if a.get("method") == method and a.get("outcome") == outcome]
+    if index is not None and any(a.get("analysis") == index for a in entries):
+        entries = [a for a in entries if a.get("analysis") == index]
+    if not entries:
+        return None
+    entry = entries[0]
+    verdict = (entry.get("calibration") or {}).get(estimand)
+    if verdict is None:
+        return None
+    detail = (entry.get("calibration_reasons") or {}).get(estimand) or {}
+    return {"verdict": verdict, "reasons": detail.get("reasons", []), "estimand": estimand,
+            "analysis": entry.get("analysis"), "sims": (diagnosis.get("settings") or {}).get("sims")}
+
+
+def calibration_by_analysis(results, diagnosis: dict | None) -> dict:
+    """(method, outcome) -> {"verdict", "lower", "words", "reasons"} for every analysis of the
+    results that the diagnosis judged (its headline estimand's ``calibration``).
+
+    ``lower`` is True when the verdict is ``fail`` because the interval is too narrow
+    (coverage below 93% or true nulls rejected more than 7% of the time, beyond Monte Carlo
+    error): the report then lowers that finding's certainty by one step. A fail only because
+    the interval is too wide (conservative) is said but lowers nothing: a range wider than it
+    needs to be does not overstate certainty.
+    """
+    out: dict = {}
+    if not diagnosis:
+        return out
+    for a in results.analyses:
+        key = (a.method, a.outcome)
+        if key in out:
+            continue   # the first analysis of a method and outcome is the one a finding rests on
+        found = analysis_calibration(diagnosis, a.method, a.outcome, (a.settings or {}).get("analysis"))
+        if found is None:
+            continue
+        out[key] = {"verdict": found["verdict"], "reasons": found["reasons"],
+                    "lower": found["verdict"] == "fail" and narrows(found["reasons"]),
+                    "words": calibration_words(found["verdict"], found["reasons"])}
+    return out
 
 
 def report_section(results, diagnosis: dict | None) -> dict | None:
@@ -81,6 +166,7 @@ def report_section(results, diagnosis: dict | None) -> dict | None:
             "coverage_null": _pct(null.get("coverage") if null else None),
             "coverage_planted": _pct(at.get("coverage")) if at else "not measured",
             "planted": f"a {round(100 * (1 - at['effect']))}% fall" if at else "",
+            "calibration": CALIBRATION_WORDS.get((a.get("calibration") or {}).get(estimand), "not assessed"),
         })
     addition = None
     if words and _headline_unclear(results):
@@ -103,4 +189,5 @@ def _headline_unclear(results) -> bool:
     return e.ci_low <= null <= e.ci_high
 
 
-__all__ = ["load_diagnosis", "report_section", "mde_words"]
+__all__ = ["load_diagnosis", "report_section", "mde_words", "calibration_words", "analysis_calibration", "narrows",
+           "calibration_by_analysis"]

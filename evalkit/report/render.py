@@ -26,7 +26,7 @@ from .disclosure import (
 )
 from .figures import acf_figure, event_study_figure, its_figure, km_figure, synth_figure
 from .words import (adoption_schedule, analysis_name, check_plain, disagreements, economics_words, estimate_words,
-                    method_does, setting_text, strip_statistics, what_this_means)
+                    headline_source, method_does, sensitivity_notes, setting_text, strip_statistics, what_this_means)
 
 CHECK_MEANING = CHECKS
 
@@ -295,7 +295,16 @@ def _moderators(results: Results, rule) -> tuple[list[dict], str]:
 
 def view_model(results: Results, diagnosis: dict | None = None) -> dict:
     """Everything the template shows. ``diagnosis`` (optional, a design diagnosis record with
-    ``headline.mde``) adds the smallest detectable change to "What this means"."""
+    ``headline.mde``) adds the smallest detectable change to "What this means", and its
+    calibration verdicts: an analysis whose interval it found too narrow has its certainty
+    lowered by one step (evidence.reassess) and the evidence box says why."""
+    from .diagnosis import calibration_by_analysis
+
+    calibration = calibration_by_analysis(results, diagnosis)
+    if any(v["lower"] for v in calibration.values()):
+        from ..evidence import reassess
+
+        results = replace(results, evidence=reassess(results, calibration))
     context = results.context
     rule = rule_from_dict(context["disclosure"])
     outcomes = {o["name"]: o for o in context["outcomes"]}
@@ -338,7 +347,11 @@ def view_model(results: Results, diagnosis: dict | None = None) -> dict:
         "means": what_this_means(results, diagnosis),
         "diagnosis": diagnosis,
         "diagnosis_section": _diagnosis_section(results, diagnosis),
-        "disagreements": disagreements(results),
+        "disagreements": disagreements(results, calibration),
+        "headline_source": headline_source(results),
+        "calibration_notes": _calibration_notes(results, calibration),
+        "sensitivity_notes": sensitivity_notes(results),
+        "sensitivity_rows": _sensitivity_rows(results),
         "headline_text": strip_statistics(evidence.get("headline", "")),
         "schedule": adoption_schedule(context.get("adoption", {})),
         "estimate_groups": _estimate_groups(results),
@@ -358,6 +371,46 @@ def view_model(results: Results, diagnosis: dict | None = None) -> dict:
         "references": [ref for m in methods for ref in REFERENCES.get(m, [])],
         "technical": context.get("audience") == "technical",
     }
+
+
+def _calibration_notes(results: Results, calibration: dict) -> list[str]:
+    """Evidence-box lines on a diagnosis's calibration beyond the headline's own lowered certainty:
+    another outcome's finding lowered too, or a finding's range found wider than it needs to be."""
+    notes = []
+    evidence = results.evidence or {}
+    for f in evidence.get("effects", []):
+        v = calibration.get((f["method"], f["outcome"]))
+        if not v or not v["words"]:
+            continue
+        name = analysis_name(f["method"], next((a.settings for a in results.analyses if a.method == f["method"]
+                                                and a.outcome == f["outcome"]), None))
+        if not v["lower"]:
+            notes.append(f"For {f['outcome_label']} ({name}): {v['words'][0].lower()}{v['words'][1:]}; certainty "
+                         "not lowered, since a wider range does not overstate it")
+        elif f["outcome"] != evidence.get("headline_outcome"):
+            notes.append(f"For {f['outcome_label']} ({name}): {v['words'][0].lower()}{v['words'][1:]}; its "
+                         f"certainty lowered to {f['certainty']}")
+    return notes
+
+
+def _sensitivity_rows(results: Results) -> list[dict]:
+    """The annex's sensitivity to parallel trends (evidence.parallel_trends_sensitivity), one row per analysis."""
+    rows = []
+    for record in (results.evidence or {}).get("sensitivity") or []:
+        analysis = next((a for a in results.analyses if a.method == record["method"] and a.outcome == record["outcome"]
+                         and a.settings.get("analysis", record.get("analysis")) == record.get("analysis")), None)
+        robust = "; ".join(f"{r['mbar']:g}: {_number(r['ci'][0], 4)} to {_number(r['ci'][1], 4)}"
+                           if r["ci"][0] is not None else f"{r['mbar']:g}: empty" for r in record["robust_ci"])
+        rows.append({"label": control_text(analysis.label, results_rule(results)) if analysis is not None
+                     else record["method"],
+                     "scale": record["scale"], "estimate": _number(record["estimate"], 4),
+                     "usual": f"{_number(record['original_ci'][0], 4)} to {_number(record['original_ci'][1], 4)}",
+                     "breakdown": ("not significant under parallel trends" if not record["significant"] else
+                                   f"{'at least ' if record['capped'] else ''}{record['breakdown']:.2f}"),
+                     "robust": robust, "pre_trends": record.get("pre_trends") or "",
+                     "inputs": f"{record['num_pre']} pre-period and {record['num_post']} post-period coefficient(s): "
+                               f"{record['inputs']}"})
+    return rows
 
 
 def _diagnosis_section(results: Results, diagnosis: dict | None) -> dict | None:

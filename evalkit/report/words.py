@@ -358,12 +358,80 @@ def _settings(results, method: str, outcome: str) -> dict:
     return next((a.settings for a in results.analyses if a.method == method and a.outcome == outcome), {})
 
 
+# ----------------------------------------------------------------------------- where the headline comes from
+def _headline_analysis(results, method: str, outcome: str):
+    """The analysis a finding rests on: the first usable analysis of that method and outcome
+    (evidence._strongest keeps the first declared among equals)."""
+    return next((a for a in results.analyses if a.method == method and a.outcome == outcome), None)
+
+
+def headline_source(results) -> str | None:
+    """Which analysis the headline comes from, and why that one, in plain words.
+
+    "This comes from the staggered difference-in-differences analysis (compared with areas
+    that had not yet started, each adoption date separately), chosen because no analysis of
+    missing reports in this plan has a stronger design (level 3 of 5: ...); it was declared
+    first among the equally strong ones." The rule is evidence.assess's: the strongest design
+    for the outcome (the Maryland level before any check lowers it), the first declared among
+    equals.
+    """
+    from ..evidence import METHOD_LEVEL
+
+    evidence = results.evidence or {}
+    method, outcome = evidence.get("headline_method"), evidence.get("headline_outcome")
+    if not method:
+        return None
+    analysis = _headline_analysis(results, method, outcome)
+    settings = getattr(analysis, "settings", None) or {}
+    label = next((f["outcome_label"] for f in evidence.get("effects", []) if f["outcome"] == outcome), outcome)
+    level, level_label = METHOD_LEVEL.get(method, (0, ""))
+    others = [a for a in results.analyses if a.outcome == outcome and a is not analysis and a.method in HEADLINE_ESTIMAND]
+    if not others:
+        why = f"it is the only analysis of {label} in this plan that gives an overall effect"
+    elif all(METHOD_LEVEL.get(a.method, (0, ""))[0] < level for a in others):
+        why = (f"it is the strongest design among the {len(others) + 1} analyses of {label} in this plan "
+               f"(level {level} of 5: {level_label})")
+    else:
+        why = (f"no analysis of {label} in this plan has a stronger design (level {level} of 5: {level_label}), "
+               "and it was declared first among the equally strong ones")
+    technical = METHOD_TECHNICAL.get(method, method)
+    return f"This comes from the {technical} analysis ({method_does(method, settings)}), chosen because {why}."
+
+
+def sensitivity_notes(results) -> list[str]:
+    """Plain words on the relative-magnitudes breakdown value (evidence.parallel_trends_sensitivity)
+    of every did / staggered_did analysis of a reported outcome whose pre-trend check failed."""
+    from ..evidence import sensitivity_words
+
+    evidence = results.evidence or {}
+    outcomes = {f["outcome"]: f["outcome_label"] for f in evidence.get("effects", [])}
+    out = []
+    for record in evidence.get("sensitivity") or []:
+        if record.get("pre_trends") != "fail" or record["outcome"] not in outcomes:
+            continue
+        analysis = next((a for a in results.analyses if a.method == record["method"] and a.outcome == record["outcome"]
+                         and a.settings.get("analysis", record.get("analysis")) == record.get("analysis")), None)
+        name = analysis_name(record["method"], getattr(analysis, "settings", None))
+        out.append(f"Trends before adoption differed for the analysis {name} of {outcomes[record['outcome']]}, "
+                   f"so how much that matters was measured: {sensitivity_words(record)}.")
+    return out
+
+
 # ----------------------------------------------------------------------------- disagreement
-def disagreements(results) -> list[str]:
+def _direction(e) -> int:
+    null = 1.0 if e.scale == "ratio" else 0.0
+    return 0 if e.estimate is None or e.estimate == null else (1 if e.estimate > null else -1)
+
+
+def disagreements(results, calibration: dict | None = None) -> list[str]:
     """Plain sentences on other analyses of a headline outcome that disagree or fail a check.
 
     The headline rests on the strongest analysis of its outcome; a commissioner reading
     "moderate certainty" above another analysis's failed check needs to know why they differ.
+    Another analysis differs when it fails a check, when one shows a clear change and the
+    other not (significance), when their central estimates point different ways (direction),
+    or when a design diagnosis found its likely range too narrow (``calibration``: (method,
+    outcome) -> {"lower", "words"}, as render builds it).
     """
     evidence = results.evidence
     out = []
@@ -371,14 +439,25 @@ def disagreements(results) -> list[str]:
         head = _headline_estimate(results, effect["method"], effect["outcome"])
         head_clear = is_clear(head)
         label = effect["outcome_label"]
+        head_analysis = _headline_analysis(results, effect["method"], effect["outcome"])
         head_name = method_does(effect["method"], _settings(results, effect["method"], effect["outcome"]))
         for a in results.analyses:
-            if a.outcome != effect["outcome"] or a.method == effect["method"] or a.method not in HEADLINE_ESTIMAND:
+            if a.outcome != effect["outcome"] or a is head_analysis or a.method not in HEADLINE_ESTIMAND:
                 continue
+            if a.method == effect["method"] and not (a.settings.get("analysis") is not None
+                                                     and head_analysis is not None
+                                                     and head_analysis.settings.get("analysis") is not None):
+                continue   # the same method twice, told apart only by the plan index: without it, skip
             name = analysis_name(a.method, a.settings)
             failed = [c for c in results.checks if c.method == a.method and c.outcome == a.outcome
                       and c.status == "fail"]
-            other = _headline_estimate(results, a.method, a.outcome)
+            if a.method == effect["method"]:
+                other = next((e for e in results.estimates if e.method == a.method and e.outcome == a.outcome
+                              and e.estimand == HEADLINE_ESTIMAND[a.method] and e.group in (None, "treated")
+                              and (e.details or {}).get("analysis") == a.settings.get("analysis")), None)
+                failed = []   # checks carry no plan index: they cannot be told apart from the headline's
+            else:
+                other = _headline_estimate(results, a.method, a.outcome)
             reasons = []
             if failed:
                 reasons.append("it failed a check: " + "; ".join(check_plain(c.name, c.status) for c in failed))
@@ -389,9 +468,12 @@ def disagreements(results) -> list[str]:
                 if other_clear != head_clear:
                     reasons.append(f"it {'does' if other_clear else 'does not'} show a clear change ({value}, "
                                    f"likely range {span})")
-                elif head_clear and other_clear and (other.estimate > (1 if other.scale == 'ratio' else 0)) != (
-                        head.estimate > (1 if head.scale == 'ratio' else 0)):
+                elif _direction(other) * _direction(head) < 0 and head.scale == other.scale:
                     reasons.append(f"it points the other way ({value})")
+            note = (calibration or {}).get((a.method, a.outcome))
+            if note and note.get("verdict") == "fail" and note.get("words"):
+                words = note["words"]
+                reasons.append(words[0].lower() + words[1:])
             if reasons:
                 own = [c for c in results.checks if c.method == effect["method"] and c.outcome == effect["outcome"]
                        and c.name in ("pre_trends", "placebo")]
@@ -490,5 +572,5 @@ def adoption_schedule(adoption: dict) -> str:
 
 
 __all__ = ["CHECK_PLAIN", "METHOD_DOES", "STATISTICS", "analysis_name", "check_plain", "economics_words",
-           "estimate_words", "what_this_means", "disagreements", "strip_statistics", "adoption_schedule",
+           "estimate_words", "what_this_means", "disagreements", "headline_source", "sensitivity_notes", "strip_statistics", "adoption_schedule",
            "setting_text", "method_does", "is_clear"]
