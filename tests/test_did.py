@@ -522,15 +522,14 @@ def test_options_that_did_refuses_have_one_line_errors(tmp_path):
         with pytest.raises(evalkit.EvalkitError, match=message) as info:
             panel_design(tmp_path, frame, options, adoption, measure="count")
         assert "\n" not in info.value.message and "analysis[0]" in info.value.message
-    cases = [({"inference": "wild_cluster"}, "wild_cluster is for the linear TWFE")]
-    for options, message in cases:
-        design = panel_design(tmp_path, frame, options, adoption, measure="count")
+    # an option that clashes with the outcome is refused at load too (issue 14), naming the key
+    for options, measure, message in (({"inference": "wild_cluster"}, "count", r"analysis\[0\]\.inference: inference: "
+                                       "wild_cluster is for the linear TWFE"),
+                                      ({"family": "poisson"}, "continuous", r"analysis\[0\]\.family: family: poisson "
+                                       "needs a count outcome")):
         with pytest.raises(evalkit.EvalkitError, match=message) as info:
-            evalkit.run(design)
-        assert "\n" not in info.value.message and "analysis[0]" in info.value.message
-    continuous = panel_design(tmp_path, frame, {"family": "poisson"}, adoption)
-    with pytest.raises(evalkit.EvalkitError, match="family: poisson needs a count outcome"):
-        evalkit.run(continuous)
+            panel_design(tmp_path, frame, options, adoption, measure=measure)
+        assert "\n" not in info.value.message
     with pytest.raises(evalkit.EvalkitError, match=r"'negbin' is not allowed"):
         design_from_mapping({**_raw(tmp_path), "analysis": [{"method": "did", "outcome": "y", "family": "negbin"}]})
 

@@ -311,10 +311,11 @@ def _design_with(tmp_path, old, new):
 
 
 def test_errors_are_one_line_and_name_the_key(tmp_path):
-    design = _design_with(tmp_path, "{method: survival_did, outcome: time_to_found, reps: 199}",
-                          "{method: survival_did, outcome: median_hours}")
-    with pytest.raises(evalkit.EvalkitError, match=r"analysis\[0\].outcome: outcome 'median_hours' is median_hours_to_found"):
-        evalkit.run(design)
+    # a monthly outcome is refused when the design loads (issue 14), not when the method is fitted
+    with pytest.raises(evalkit.EvalkitError, match=r"analysis\[0\].outcome: survival_did cannot fit outcome 'median_hours' "
+                       r"\(measure: median_hours_to_found\)"):
+        _design_with(tmp_path, "{method: survival_did, outcome: time_to_found, reps: 199}",
+                     "{method: survival_did, outcome: median_hours}")
     design = _design_with(tmp_path, "comparison: all_untreated", "comparison: [C1]")
     with pytest.raises(evalkit.EvalkitError) as info:
         evalkit.run(design.model_copy(update={"analysis": [design.analysis[0].model_copy(update={"min_episodes": 5000})]}))
