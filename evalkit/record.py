@@ -37,7 +37,7 @@ def data_record(data: AnalysisData) -> dict:
 
 def summary_counts(design: Design, data: AnalysisData) -> list[dict]:
     """Reports per group and period side (before / after adoption), for the report's data table."""
-    rows = []
+    rows: list[dict] = []
     count_outcomes = [o for o in design.outcomes if o.measure == "count"]
     if not count_outcomes:
         return rows

@@ -12,11 +12,14 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import EvalkitError
+
+if TYPE_CHECKING:  # pandas is imported only when a notebook asks for a table
+    import pandas
 
 SCHEMA = "evalkit.results/1"
 
@@ -26,13 +29,14 @@ class Estimate:
     """One estimate of one estimand.
 
     ``scale`` is ``ratio`` (1 = no change), ``difference`` (0 = no change) or ``count``.
+    ``estimate`` is None when the fit gave no finite value (results.json has no NaN).
     """
 
     outcome: str
     method: str
     estimand: str
     scale: str
-    estimate: float
+    estimate: float | None
     se: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -118,7 +122,7 @@ class Results:
     SUMMARY_COLUMNS = ("outcome", "method", "estimand", "group", "scale", "estimate", "se", "ci_low", "ci_high",
                        "p_value")
 
-    def summary(self) -> "pandas.DataFrame":  # noqa: F821
+    def summary(self) -> "pandas.DataFrame":
         """Every estimate as one row of a tidy pandas DataFrame.
 
         Columns: outcome, method, estimand, group, scale, estimate, se, ci_low, ci_high,
@@ -132,7 +136,7 @@ class Results:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
         return frame
 
-    def checks_frame(self) -> "pandas.DataFrame":  # noqa: F821
+    def checks_frame(self) -> "pandas.DataFrame":
         """Every check as one row: name, status, method, outcome, detail."""
         import pandas as pd
 

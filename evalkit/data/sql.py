@@ -223,8 +223,15 @@ def _as_written(text: str, connection: _Connection) -> str:
         if shown == "***" or len(value) >= 6:
             text = text.replace(value, shown)
         else:  # a short user or database name: whole words only, so it does not garble the text
-            text = re.sub(r"(?<![\w])" + re.escape(value) + r"(?![\w])", lambda _, shown=shown: shown, text)
+            text = re.sub(r"(?<![\w])" + re.escape(value) + r"(?![\w])", _verbatim(shown), text)
     return text
+
+
+def _verbatim(replacement: str):
+    """A re.sub replacement that inserts ``replacement`` as it is (no backslash or group escapes)."""
+    def replace(_match: re.Match[str]) -> str:
+        return replacement
+    return replace
 
 
 # ----------------------------------------------------------------------------- SQLite, read-only in fact

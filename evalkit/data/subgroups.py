@@ -47,6 +47,8 @@ def subgroup_masks(episodes: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
 
 def subgroup_data(data: AnalysisData, design, mask: np.ndarray) -> AnalysisData:
     """The data with count outcomes recounted from the masked episodes only."""
+    if data.episodes is None:
+        raise ValueError("subgroups are recounted from episode records, and these data have none")
     episodes = data.episodes.loc[mask]
     counts = derive_counts(episodes, data.units, data.periods).set_index(["unit", "period"])
     panel = data.panel.copy()

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import EvalkitError
 from ..methods import get_method
 from .simulate import diagnosed, truth_for
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -110,9 +114,9 @@ class LocalBackend:
 
     def __init__(self, simulator, workers: int = 1):
         self.simulator, self.workers = simulator, max(1, int(workers))
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
 
-    def _start(self):
+    def _start(self) -> ProcessPoolExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -127,6 +131,7 @@ class LocalBackend:
             method = "spawn"
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
                                          initializer=_init_worker, initargs=(self.simulator,))
+        return self._pool
 
     def run(self, sims: list[int], effects: list[float], on_batch=None, analyses=None) -> list[dict]:
         """Rows of ``sims`` at ``effects``; ``on_batch(rows, n_sims)`` as each batch finishes."""
@@ -140,9 +145,8 @@ class LocalBackend:
             return rows
         from concurrent.futures import as_completed
 
-        if self._pool is None:
-            self._start()
-        futures = {self._pool.submit(_run_in_worker, batch, effects, analyses): len(batch)
+        pool = self._pool if self._pool is not None else self._start()
+        futures = {pool.submit(_run_in_worker, batch, effects, analyses): len(batch)
                    for batch in batches(sims, self.workers)}
         for future in as_completed(futures):
             got = future.result()

@@ -16,6 +16,8 @@ from . import get_method
 
 def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
     """Refit the headline analysis within each subgroup the episodes carry (EMMIE's Moderators)."""
+    if data.episodes is None:  # a panel has no episodes to split into subgroups
+        return [], []
     index = next(i for i, spec in enumerate(design.analysis)
                  if spec.method == evidence["headline_method"] and spec.outcome == evidence["headline_outcome"])
     spec = design.analysis[index]

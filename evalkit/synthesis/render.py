@@ -8,6 +8,7 @@ Forest plots are matplotlib SVG made deterministic by the report's own settings
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import numpy as np
@@ -17,6 +18,9 @@ from ..report.render import environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 TEMPLATE = "synthesis.html.j2"
 #: ratio-axis ticks: readable round ratios on the log axis, whatever its range
@@ -43,7 +47,8 @@ def forest_figure(studies: list[dict], pooled: list[dict], title: str) -> str:
         rows.append((f"{label} (k = {p['k']})", p["estimate"], p["ci_low"], p["ci_high"], "pooled", None,
                      p["pi_low"], p["pi_high"]))
     n = len(rows)
-    with matplotlib.rc_context(figures.STYLE):
+    # figures.STYLE holds rc keys only; its inferred dict[str, object] hides that from mypy
+    with matplotlib.rc_context(cast("dict[RcKeyType, Any]", figures.STYLE)):
         fig, ax = plt.subplots(figsize=(7.2, 0.42 * n + 1.0))
         y = np.arange(n)[::-1].astype(float)
         for yy, (_label, est, low, high, kind, weight, pi_low, pi_high) in zip(y, rows):
@@ -103,7 +108,7 @@ def render_synthesis_html(synthesis: dict) -> str:
         notes = list(dict.fromkeys(p["note"] for p in pooled if p["note"] and p["method"]))
         sections.append({"key": key, "title": heading, "sentence": summary["sentence"], "studies": studies,
                          "pooled": pooled, "notes": notes, "figure": forest_figure(studies, pooled, title)})
-    mechanisms = []
+    mechanisms: list[dict] = []
     for section in sections:
         if not mechanisms or mechanisms[-1]["mechanism"] != section["key"][0]:
             mechanisms.append({"mechanism": section["key"][0], "title": mechanism_title(section["key"][0]),

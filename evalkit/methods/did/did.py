@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from ..estimates import wald
 from .bacon import NEVER
 from .checks import AUTO_ANALYTIC_FROM, FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
 from .estimate import DiDFit, DiDSample, estimate, post_rows
-from .twfe import TwoWayProjection
+from .twfe import FixedEffectsDesign, TwoWayProjection
 
 
 # ----------------------------------------------------------------------------- fit
@@ -55,23 +56,24 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     _check_observed(design, observed, key, sample)
     if family == "linear":
         _panelols(sample, observed)
+    se, fe_design, keep = _fitted(observed)
     alpha = design.alpha
     n_treated = int(np.sum(positions != NEVER))
     chosen = spec.inference == "auto"
     if chosen:  # the default follows the design's own number of adopting areas (docs/methods/did.md)
         spec = spec.model_copy(update={"inference": "randomization" if n_treated < AUTO_ANALYTIC_FROM else "analytic"})
-    n_clusters = int(len(np.unique(observed.design.unit)))
+    n_clusters = int(len(np.unique(fe_design.unit)))
     result = MethodResult()
     common = {"outcome": outcome.name, "method": spec.method}
 
     # analytic inference
     if family == "poisson":
         crit = stats.norm.ppf(1 - alpha / 2)
-        p_analytic = float(2 * stats.norm.sf(abs(observed.statistic / observed.se)))
+        p_analytic = float(2 * stats.norm.sf(abs(observed.statistic / se)))
     else:
         crit = stats.t.ppf(1 - alpha / 2, n_clusters - 1)
-        p_analytic = float(2 * stats.t.sf(abs(observed.statistic / observed.se), n_clusters - 1))
-    low, high = observed.statistic - crit * observed.se, observed.statistic + crit * observed.se
+        p_analytic = float(2 * stats.t.sf(abs(observed.statistic / se), n_clusters - 1))
+    low, high = observed.statistic - crit * se, observed.statistic + crit * se
     p_value, ci_method, p_method = p_analytic, _analytic_words(family, n_clusters), "cluster-robust Wald"
     interval_note = None
     inference_record: dict = {}
@@ -114,12 +116,14 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
 
     ratio = family == "poisson"
     value = float(np.exp(observed.statistic)) if ratio else float(observed.statistic)
+    ci_low: float | None
+    ci_high: float | None
     ci_low, ci_high = (float(np.exp(low)), float(np.exp(high))) if ratio else (float(low), float(high))
     # an end the declared test cannot bound is None (never the analytic one in its place)
     ci_low = ci_low if np.isfinite(low) else None
     ci_high = ci_high if np.isfinite(high) else None
     per_year = PERIODS_PER_YEAR[design.data.frequency]
-    analytic = wald(observed.statistic, observed.se, crit, ratio)
+    analytic = wald(observed.statistic, se, crit, ratio)
     details = {
         "analysis": index, "coefficient": observed.statistic, "se_scale": "log" if ratio else "identity", "family": family,
         "estimator": observed.estimator, "inference": spec.inference, "p_value_method": p_method,
@@ -127,7 +131,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         "alpha": alpha, "test_rejects": bool(p_value < alpha), "p_value_analytic": p_analytic,
         "ci_low_analytic": analytic[1], "ci_high_analytic": analytic[2],
         "treated_units": n_treated, "comparison_units": int(np.sum(positions == NEVER)), "clusters": n_clusters,
-        "observations": int(observed.keep.sum()), **observed.details,
+        "observations": int(keep.sum()), **observed.details,
     }
     if inference_record:
         details[spec.inference] = inference_record
@@ -261,8 +265,8 @@ def _panelols(sample: DiDSample, observed: DiDFit) -> None:
     """
     from linearmodels.panel import PanelOLS
 
-    design = observed.design
-    frame = pd.DataFrame({"unit": design.unit, "time": design.time, "y": sample.y[observed.keep],
+    solver_se, design, keep = _fitted(observed)
+    frame = pd.DataFrame({"unit": design.unit, "time": design.time, "y": sample.y[keep],
                           "D": (design.cell >= 0).astype(float)}).set_index(["unit", "time"])
     model = PanelOLS(frame["y"], frame[["D"]], entity_effects=True, time_effects=True)
     res = model.fit(cov_type="clustered", cluster_entity=True, debiased=False, auto_df=False, count_effects=False)
@@ -270,8 +274,8 @@ def _panelols(sample: DiDSample, observed: DiDFit) -> None:
     correction = observed.details["cluster_correction_factor"]
     se = float(np.sqrt(res.cov.loc["D", "D"] * correction))
     scale = max(1.0, abs(coefficient))
-    if abs(coefficient - observed.statistic) > 1e-8 * scale or abs(se - observed.se) > 1e-6 * se:
-        raise RuntimeError(f"PanelOLS ({coefficient}, {se}) and the TWFE solver ({observed.statistic}, {observed.se}) "
+    if abs(coefficient - observed.statistic) > 1e-8 * scale or abs(se - solver_se) > 1e-6 * se:
+        raise RuntimeError(f"PanelOLS ({coefficient}, {se}) and the TWFE solver ({observed.statistic}, {solver_se}) "
                            "disagree")
     observed.statistic, observed.se = coefficient, se
     observed.details["fitted_by"] = "linearmodels PanelOLS"
@@ -290,6 +294,14 @@ _NOT_ESTIMABLE = {
     "singular": ("the DiD effect is not identified: the area and period effects explain the treated periods exactly",
                  "check that comparison areas have data in the periods after adoption"),
 }
+
+
+def _fitted(observed: DiDFit) -> tuple[float, FixedEffectsDesign, np.ndarray]:
+    """The standard error, fixed-effects design and rows of a fit :func:`_check_observed` passed."""
+    if observed.se is None or observed.design is None or observed.keep is None:
+        raise ValueError(f"the DiD fit has no standard error ({observed.reason or 'not checked'}): "
+                         "check it with _check_observed first")
+    return observed.se, observed.design, observed.keep
 
 
 def _check_observed(design: Design, observed: DiDFit, key: str, sample: DiDSample | None = None) -> None:
@@ -315,8 +327,8 @@ def _check_observed(design: Design, observed: DiDFit, key: str, sample: DiDSampl
 
 
 def _wild_cluster(sample: DiDSample, observed: DiDFit, rng, spec, alpha: float):
-    design = observed.design
-    y = sample.y[observed.keep]
+    _, design, keep = _fitted(observed)
+    y = sample.y[keep]
     d = (design.cell >= 0).astype(float)[:, None]
     project = TwoWayProjection(design.unit, design.time, design.n_units, design.n_times)
     n = len(y)
@@ -350,7 +362,7 @@ def _randomization_interval(sample: DiDSample, positions, estimator: str, observ
         return np.array([estimate(shifted, sample.positions(a), estimator, covariance=False,
                                   start=observed.params).statistic for a in assignments])
 
-    return invert_randomization_test(statistics_at, observed.statistic, observed.se, alpha, test.smallest_p,
+    return invert_randomization_test(statistics_at, observed.statistic, _fitted(observed)[0], alpha, test.smallest_p,
                                      p_at_zero=test.p_value, linear=sample.family == "linear",
                                      statistics_at_zero=test.statistics)
 
@@ -481,7 +493,7 @@ def _series(sample: DiDSample, positions, observed: DiDFit, cohorts, family, out
     frame = pd.DataFrame({"time": sample.time, "treated": treated, "y": sample.counts if family == "poisson" else sample.y,
                           "cf": observed.counterfactual,
                           "exposure": sample.exposure if sample.exposure is not None else 1.0})
-    series = {"periods": [str(p) for p in sample.periods]}
+    series: dict[str, Any] = {"periods": [str(p) for p in sample.periods]}
     for name, mask in (("treated", treated), ("comparison", ~treated)):
         part = frame[mask].groupby("time")
         if family == "poisson":

@@ -87,7 +87,7 @@ def cells(sample: DiDSample, positions: np.ndarray, estimator: str):
     cell = np.full(len(sample.y), -1)
     if estimator == "twfe":
         cell[post] = 0
-        labels = [{"cohort": None, "period": None, "post": True}]
+        labels: list[dict[str, int | bool | None]] = [{"cohort": None, "period": None, "post": True}]
         return keep, cell, labels
     use = post.copy()
     if sample.control_group == "never_treated":

@@ -71,8 +71,9 @@ class CoxFit:
     strata: int
     clusters: int | None
     ties: str
-    information: np.ndarray = field(repr=False, default=None)
-    _risk: object = field(repr=False, default=None)
+    information: np.ndarray | None = field(repr=False, default=None)
+    #: what :meth:`zph` needs of the data: risk sets, time, event and weights (set by fit_cox)
+    _risk: tuple[_RiskSets, np.ndarray, np.ndarray, np.ndarray | None] | None = field(repr=False, default=None)
 
     def se(self, robust: bool = True) -> np.ndarray:
         cov = self.robust_cov if robust and self.robust_cov is not None else self.cov
@@ -408,6 +409,8 @@ def _km_transform(time: np.ndarray, event: np.ndarray, at: np.ndarray, weights=N
 
 
 def _zph(fit: CoxFit, transform: str) -> dict:
+    if fit._risk is None or fit.information is None:
+        raise ValueError("the proportional-hazards test needs the risk sets fit_cox keeps: fit the model with fit_cox")
     risk, time, event, weights = fit._risk
     if transform == "km":
         g_group = _km_transform(time, event, risk.group_time, weights)

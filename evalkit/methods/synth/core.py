@@ -251,6 +251,7 @@ def fit_weights(Z1: np.ndarray, Z0: np.ndarray, X1: np.ndarray | None = None, X0
             evaluations += n
             if best is None or value < best[1]:
                 best = (x, value, name)
+        assert best is not None  # the equal-weights start is always tried
         v, _, start = best
     w = weights_given_v(v, X1, X0)
     residual = X1 - X0 @ w
