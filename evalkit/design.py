@@ -290,6 +290,13 @@ class ITSOptions(StrictModel):
     slope_change: bool = True
     errors: Literal["none", "newey_west", "prais_winsten"] = "newey_west"
     lags: int | Literal["auto"] = "auto"
+    small_sample: Literal["fixed_b", "none"] = Field(
+        "fixed_b", description="With errors: newey_west. fixed_b: lags auto = round(1.3 sqrt(T)) - 1 (Lazarus et al. "
+        "2018) and every interval and p-value from the fixed-b null distribution of its t statistic, simulated for the "
+        "design's own regressors (Kiefer & Vogelsang 2005); holds 95% on short, autocorrelated monthly series. none: "
+        "the Newey-West of published tutorials (lags auto = floor(4 (T/100)^(2/9)), normal reference for counts, "
+        "t(n - k) for gaussian), which covers 80-90% there (docs/methods/its.md).",
+    )
     transition: Literal["exclude", "ramp"] = "exclude"
     slope_origin: Literal["intervention", "last_pre"] = Field(
         "intervention",
@@ -363,10 +370,13 @@ class StaggeredDiDOptions(StrictModel):
         "exclude", description="exclude: the intervention.transition phase-in periods after adoption are left out "
         "of the post-period averages (they stay in the event study).",
     )
-    inference: Literal["analytic", "multiplier_bootstrap"] = Field(
-        "analytic", description="Analytic influence-function errors, or the multiplier bootstrap."
+    inference: Literal["auto", "analytic", "multiplier_bootstrap", "randomization"] = Field(
+        "auto", description="auto: randomization inference (adoption dates permuted across areas, interval by test "
+        "inversion) below 20 adopting areas, analytic influence-function errors from 20; or analytic, the "
+        "multiplier bootstrap, or randomization as declared (docs/methods/staggered_did.md)."
     )
-    reps: int = Field(999, ge=99, description="Multiplier-bootstrap draws (also used for the event study's uniform band).")
+    reps: int = Field(999, ge=99, description="Multiplier-bootstrap draws (also used for the event study's uniform band); "
+                      "random permutations of the adoption dates when there are too many to enumerate.")
     bootstrap_weights: Literal["rademacher", "mammen"] = Field(
         "rademacher", description="Multiplier distribution (R did 2.x: Rademacher)."
     )
@@ -507,6 +517,10 @@ class DiagnoseModel(StrictModel):
     repeat_persistence: float = Field(0.4, ge=0, lt=1, description="Share of episodes by a child already reported in the area.")
     median_hours: float = Field(8.0, gt=0, description="Median hours to found (Weibull).")
     weibull_shape: float = Field(0.8, gt=0, description="Weibull shape of hours to found (below 1: hazard falls).")
+    autocorrelation: float = Field(
+        0.0, ge=0, lt=1, description="AR(1) coefficient of each area's log rate shocks from one period to the next "
+        "(0: independent gamma shocks; above 0: log-normal shocks with the same variance, persistent as real series are).",
+    )
 
 
 class ReportSpec(StrictModel):
@@ -702,6 +716,15 @@ def _check_method_fits_outcome(design: Design, spec, key: str) -> None:
             why = "" if spec.family else f" (the default family for count outcome '{outcome.name}' is poisson)"
             raise EvalkitError(design.where, f"inference: wild_cluster is for the linear TWFE{why}",
                                "use inference: randomization for the Poisson DiD, or family: linear", key=key + ".inference")
+    if spec.method in ("its", "controlled_its") and spec.errors == "prais_winsten":
+        if spec.method == "controlled_its":
+            raise EvalkitError(design.where, "errors: prais_winsten is not available for controlled_its (stacked series)",
+                               "use errors: newey_west or none", key=key + ".errors")
+        family = spec.family or ("quasipoisson" if outcome.measure == "count" else "gaussian")
+        if family != "gaussian":
+            why = "" if spec.family else f" (the default family for count outcome '{outcome.name}' is quasipoisson)"
+            raise EvalkitError(design.where, f"errors: prais_winsten applies to the gaussian family only{why}",
+                               "use errors: newey_west for counts, or family: gaussian", key=key + ".errors")
 
 
 def _format_loc(loc: tuple) -> str:
