@@ -446,6 +446,9 @@ def test_randomization_inference_is_capped_per_simulated_fit():
     capped = capped_randomization(design, 99)
     did = next(s for s in capped.analysis if s.method == "did")
     assert did.inference == "randomization" and did.reps == 99
+    # the default (auto) is randomization below 20 adopting areas: capped too
+    staggered = next(s for s in capped.analysis if s.method == "staggered_did")
+    assert staggered.inference == "auto" and staggered.reps == 99
     assert next(s for s in design.analysis if s.method == "did").reps == 499  # the design itself untouched
     assert capped.sha256 == design.sha256 and capped.path == design.path
     assert capped_randomization(design, 1000) is design

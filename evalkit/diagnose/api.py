@@ -85,11 +85,15 @@ def make_simulator(design: Design, data=None, model: str = "data"):
 
 
 def capped_randomization(design: Design, reps: int) -> Design:
-    """The design with at most ``reps`` permutations in randomization-inference analyses."""
+    """The design with at most ``reps`` permutations in randomization-inference analyses.
+
+    ``auto`` is capped too: below 20 adopting areas it is randomization inference, and a
+    diagnosis of the user's design must fit the defaults the user would run.
+    """
     # the methods whose options carry reps (permutations or bootstrap draws)
     with_reps = (DiDOptions, StaggeredDiDOptions, SurvivalDiDOptions)
     analysis = [s.model_copy(update={"reps": min(s.reps, max(99, int(reps)))})
-                if isinstance(s, with_reps) and s.inference == "randomization" and s.reps > reps else s
+                if isinstance(s, with_reps) and s.inference in ("randomization", "auto") and s.reps > reps else s
                 for s in design.analysis]
     if all(a is b for a, b in zip(analysis, design.analysis)):
         return design
