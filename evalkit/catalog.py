@@ -67,6 +67,10 @@ _ITS_REFERENCES = (
     "The Stata Journal 15(2):480-500.",
     "Newey WK, West KD (1994). Automatic lag selection in covariance matrix estimation. Review of Economic "
     "Studies 61(4):631-653.",
+    "Kiefer NM, Vogelsang TJ (2005). A new asymptotic theory for heteroskedasticity-autocorrelation robust "
+    "tests. Econometric Theory 21(6):1130-1164.",
+    "Lazarus E, Lewis DJ, Stock JH, Watson MW (2018). HAR inference: recommendations for practice. Journal of "
+    "Business & Economic Statistics 36(4):541-559.",
 )
 
 METHODS: dict[str, MethodRecord] = {record.name: record for record in (

@@ -39,7 +39,7 @@ def two_group_project(tmp_path, family="gaussian", errors="newey_west", lags=2, 
     units: {{treated: [T]}}
     outcomes: [{{name: y, column: y, measure: {measure}}}]
     analysis: [{{method: controlled_its, outcome: y, family: {family}, errors: {errors}, lags: {lags},
-                 comparison_fit: {comparison_fit}}}]
+                 comparison_fit: {comparison_fit}, small_sample: none}}]
     """)
     # independent stacked design: treated rows, then the comparison series (mean or sum)
     comparison = (values["C1"] + values["C2"]) / (2 if family == "gaussian" else 1)

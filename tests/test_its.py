@@ -110,7 +110,7 @@ def gaussian_project(tmp_path, errors="newey_west", lags=2):
     intervention: {{name: G, start: {periods[start]}}}
     data: {{source: series.csv, layout: panel, columns: {{time: month}}}}
     outcomes: [{{name: score, column: score, measure: continuous}}]
-    analysis: [{{method: its, outcome: score, errors: {errors}, lags: {lags}, horizons: [6]}}]
+    analysis: [{{method: its, outcome: score, errors: {errors}, lags: {lags}, horizons: [6], small_sample: none}}]
     """)
     X = np.column_stack([np.ones(n), t - start, post, post * (t - start)])
     return design, y, X

@@ -123,9 +123,10 @@ def _combination(fitted, weights: dict, ratio: bool, alpha: float, common: dict,
         c[fitted.names.index(name)] = w
     coef = float(c @ fitted.params)
     se = float(np.sqrt(c @ fitted.cov @ c))
-    return wald_estimate(common, estimand, coef, se, fitted.critical(alpha), ratio,
-                         fitted.p_value(coef / se) if se > 0 else None, group=group,
-                         details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
+    return wald_estimate(common, estimand, coef, se, fitted.critical(alpha, c), ratio,
+                         fitted.p_value(coef / se, c) if se > 0 else None, group=group,
+                         details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info,
+                                  **fitted.procedure(c)})
 
 
 def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
@@ -176,7 +177,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                            "use fewer seasonal harmonics or a longer window", key=key)
     try:
         fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
-                               None if offset is None else offset[mask], spec.errors, treated.lags, groups=groups[mask])
+                               None if offset is None else offset[mask], spec.errors, treated.lags, groups=groups[mask],
+                               small_sample=spec.small_sample, alpha=design.alpha)
     except NegbinNotConverged:
         raise EvalkitError(design.where, "the negative binomial fit did not converge", "use family: quasipoisson",
                            key=key + ".family") from None
@@ -184,7 +186,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     info = {"analysis": index, "family": family, "errors": spec.errors, "lags": fitted.lags, "dispersion": fitted.dispersion,
             "n_periods": int(treated.mask.sum()), "n_pre": treated.n_pre, "n_post": treated.n_post,
             "interruption": str(treated.periods[seg.interruption]), "comparison_fit": spec.comparison_fit,
-            "n_comparison_series": len(comparison_units) if panels else 1}
+            "n_comparison_series": len(comparison_units) if panels else 1, "se_type": fitted.se_type,
+            "reference": fitted.reference}
     result = MethodResult()
     for term in ("level_change", "slope_change"):
         if term in seg.names:
@@ -260,7 +263,7 @@ def _checks(fitted, seg, mask, treated, spec, alpha, common, n_treated: int) -> 
                     values={"n_pre": treated.n_pre, "n_post": treated.n_post}, **common)]
     i = fitted.names.index("pre_slope_difference")
     coef, se = float(fitted.params[i]), fitted.se("pre_slope_difference")
-    p = fitted.p_value(coef / se) if se > 0 else 1.0
+    p = fitted.p_value(coef / se, fitted.contrast("pre_slope_difference")) if se > 0 else 1.0
     values = {"pre_slope_difference": coef, "se": se, "p_value": p}
     if p < alpha:
         checks.append(Check("pre_trends", "fail",

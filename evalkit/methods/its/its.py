@@ -28,6 +28,7 @@ from .segmented import (
     acf,
     breusch_godfrey,
     fit_segmented,
+    fixed_b_auto_lags,
     newey_west_auto_lags,
     season_position,
     segmented_design,
@@ -100,7 +101,7 @@ def setup_series(design: Design, data, spec, index: int, units=None, start_perio
     check_informative(design, response[mask], seg.post_mask[mask], outcome, family, key, units)
     lags = None
     if spec.errors == "newey_west":
-        lags = newey_west_auto_lags(int(mask.sum())) if spec.lags == "auto" else int(spec.lags)
+        lags = auto_lags(int(mask.sum()), spec.small_sample) if spec.lags == "auto" else int(spec.lags)
     if spec.errors == "prais_winsten" and family in COUNT_FAMILIES:
         raise EvalkitError(design.where, "errors: prais_winsten applies to the gaussian family only",
                            "use errors: newey_west for counts, or family: gaussian", key=key + ".errors")
@@ -122,7 +123,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
                            "use fewer seasonal harmonics or a longer window", key=key)
     try:
         fitted = fit_segmented(response[mask], seg.X[mask], seg.names, family,
-                               None if offset is None else offset[mask], spec.errors, lags)
+                               None if offset is None else offset[mask], spec.errors, lags,
+                               small_sample=spec.small_sample, alpha=design.alpha)
     except NegbinNotConverged:
         raise EvalkitError(design.where, "the negative binomial fit did not converge (often: no overdispersion to estimate)",
                            "use family: quasipoisson", key=key + ".family") from None
@@ -131,7 +133,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     common = {"outcome": outcome.name, "method": spec.method}
     info = {"analysis": index, "family": family, "errors": spec.errors, "lags": fitted.lags,
             "dispersion": fitted.dispersion, "n_periods": n_fit, "n_pre": n_pre, "n_post": n_post,
-            "interruption": str(periods[seg.interruption]), "units": [str(u) for u in units]}
+            "interruption": str(periods[seg.interruption]), "units": [str(u) for u in units],
+            "se_type": fitted.se_type, "reference": fitted.reference}
     if fitted.rho is not None:
         info["rho"] = fitted.rho
     for name in ("level_change", "slope_change", "pre_slope"):
@@ -175,6 +178,17 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         },
     )
     return result
+
+
+def auto_lags(n: int, small_sample: str) -> int:
+    """``lags: auto``: the bandwidth the declared reference distribution was built for.
+
+    ``fixed_b`` uses Lazarus, Lewis, Stock & Watson's (2018) wider window with fixed-b
+    critical values; ``none`` keeps Newey & West's (1994) rule of published tutorials.
+    """
+    if small_sample == "fixed_b":
+        return fixed_b_auto_lags(n)
+    return newey_west_auto_lags(n)
 
 
 def add_per_year(estimate: Estimate, years: float) -> None:
@@ -292,8 +306,10 @@ def _coefficient_estimate(fitted, name: str, ratio: bool, alpha: float, common: 
     i = fitted.names.index(name)
     coef = float(fitted.params[i])
     se = fitted.se(name)
-    return wald_estimate(common, name, coef, se, fitted.critical(alpha), ratio, fitted.p_value(coef / se),
-                         details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info})
+    c = fitted.contrast(name)
+    return wald_estimate(common, name, coef, se, fitted.critical(alpha, c), ratio, fitted.p_value(coef / se, c),
+                         details={"coefficient": coef, "se_scale": "log" if ratio else "identity", **info,
+                                  **fitted.procedure(c)})
 
 
 def predict_series(fitted, seg, offset: np.ndarray, ratio: bool, alpha: float) -> dict:
@@ -310,7 +326,6 @@ def predict_series(fitted, seg, offset: np.ndarray, ratio: bool, alpha: float) -
 def effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, estimand: str,
                      common: dict, label: str) -> Estimate:
     """Fitted vs counterfactual summed over ``positions``, with delta-method intervals."""
-    crit = fitted.critical(alpha)
     Xf, Xc, off = seg.X[positions], seg.X_counterfactual[positions], offset[positions]
     b, V = fitted.params, fitted.cov
     if ratio:
@@ -322,22 +337,28 @@ def effect_estimate(fitted, seg, offset, ratio: bool, alpha: float, positions, e
         grad_abs = mu_f @ Xf - mu_c @ Xc
         se_abs = float(np.sqrt(grad_abs @ V @ grad_abs))
         absolute = float(total_f - total_c)
+        contrast = grad_log_ratio
+        crit = fitted.critical(alpha, contrast)
+        crit_abs = fitted.critical(alpha, grad_abs)
         estimate, low, high = wald(log_ratio, se_log, crit, True)
         se, z = se_log, log_ratio / se_log if se_log > 0 else np.nan
         details = {"counterfactual": float(total_c), "fitted": float(total_f), "absolute": absolute,
-                   "absolute_se": se_abs, "absolute_ci_low": absolute - crit * se_abs,
-                   "absolute_ci_high": absolute + crit * se_abs, "periods": label, "n_periods": len(positions)}
+                   "absolute_se": se_abs, "absolute_ci_low": absolute - crit_abs * se_abs,
+                   "absolute_ci_high": absolute + crit_abs * se_abs, "periods": label, "n_periods": len(positions)}
     else:
         grad = (Xf - Xc).sum(axis=0)
         diff = float(grad @ b)
         se = float(np.sqrt(grad @ V @ grad))
+        contrast = grad
+        crit = fitted.critical(alpha, contrast)
         estimate, low, high = wald(diff, se, crit, False)
         z = diff / se if se > 0 else np.nan
         details = {"counterfactual": float((Xc @ b).sum()), "fitted": float((Xf @ b).sum()), "absolute": diff,
                    "absolute_se": se, "absolute_ci_low": low, "absolute_ci_high": high, "periods": label,
                    "n_periods": len(positions)}
+    details.update(fitted.procedure(contrast))  # the interval's and p-value's procedure, as the coefficients'
     return Estimate(**common, estimand=estimand, scale="ratio" if ratio else "difference", estimate=estimate,
-                    se=se, ci_low=low, ci_high=high, p_value=fitted.p_value(z) if np.isfinite(z) else None,
+                    se=se, ci_low=low, ci_high=high, p_value=fitted.p_value(z, contrast) if np.isfinite(z) else None,
                     details=details)
 
 
@@ -373,7 +394,8 @@ def _checks(design, fitted, seg, mask, spec, n_pre, n_post, outcome, family, res
                             f"Breusch-Godfrey test of order {order}: p = {p:.3f}; residuals are autocorrelated and the "
                             "declared errors (none) ignore it, so intervals may be too narrow.", values=values, **common))
     else:
-        how = {"none": "model-based errors", "newey_west": f"Newey-West errors with {fitted.lags} lags",
+        fixed_b = ", fixed-b reference" if fitted.fixed_b is not None else ""
+        how = {"none": "model-based errors", "newey_west": f"Newey-West errors with {fitted.lags} lags{fixed_b}",
                "prais_winsten": "Prais-Winsten AR(1) errors"}[spec.errors]
         verdict = "autocorrelation detected and allowed for" if p < 0.05 else "no clear autocorrelation"
         checks.append(Check("autocorrelation", "pass",

@@ -32,6 +32,134 @@ def newey_west_auto_lags(n: int) -> int:
     return int(np.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)))
 
 
+def fixed_b_auto_lags(n: int) -> int:
+    """Lazarus, Lewis, Stock & Watson (2018) bandwidth for Newey-West with fixed-b critical values.
+
+    Their rule is a Bartlett bandwidth S = 1.3 sqrt(T) (weights 1 - j / S); statsmodels'
+    ``maxlags`` L has weights 1 - j / (L + 1), so L = round(1.3 sqrt(T)) - 1. A wider window
+    than Newey & West (1994) trades a little power for a variance estimate whose own noise
+    the fixed-b reference then accounts for; on short monthly series the narrow rule leaves
+    residual autocorrelation out and the normal reference ignores the estimate's noise
+    (docs/methods/its.md, "Small-sample intervals").
+    """
+    return max(1, int(round(1.3 * np.sqrt(n))) - 1)
+
+
+@dataclass(frozen=True)
+class ScaledT:
+    """A reference distribution ``scale * t(df)`` for a t statistic (df inf: a scaled normal).
+
+    A fixed-b distribution is known through quantiles (Kiefer-Vogelsang's polynomial, or
+    draws); an interval at the design's level and a p-value need one distribution. It is
+    pinned by two quantiles of |T|: exactly at the design's level ``1 - alpha`` (so the
+    interval's critical value is the fixed-b one) and at a farther level, which sets the
+    tail for p-values. A p-value below alpha is then exactly an interval that excludes no
+    change: both come from this one distribution.
+    """
+
+    df: float
+    scale: float
+
+    @classmethod
+    def through(cls, level: float, quantile: float, far_level: float, far_quantile: float) -> "ScaledT":
+        """The scaled t whose two-sided ``level`` and ``far_level`` quantiles of |T| are those given."""
+        from scipy.optimize import brentq
+
+        a, b = 0.5 + level / 2, 0.5 + far_level / 2
+        target = far_quantile / quantile
+        normal_ratio = stats.norm.ppf(b) / stats.norm.ppf(a)
+        df = float("inf")
+        if target > normal_ratio * (1 + 1e-9):
+            def gap(log_df: float) -> float:
+                d = np.exp(log_df)
+                return stats.t.ppf(b, d) / stats.t.ppf(a, d) - target
+
+            low = np.log(0.3)
+            df = float(np.exp(brentq(gap, low, np.log(1e7), xtol=1e-12))) if gap(low) > 0 else 0.3
+        base = stats.t.ppf(a, df) if np.isfinite(df) else stats.norm.ppf(a)
+        return cls(df, float(quantile / base))
+
+    def critical(self, alpha: float) -> float:
+        q = 1 - alpha / 2
+        return float(self.scale * (stats.t.ppf(q, self.df) if np.isfinite(self.df) else stats.norm.ppf(q)))
+
+    def p_value(self, z: float) -> float:
+        x = abs(z) / self.scale
+        return float(2 * (stats.t.sf(x, self.df) if np.isfinite(self.df) else stats.norm.sf(x)))
+
+
+#: draws of the statistic's null distribution, and their seed: fixed, so the same data give
+#: the same interval to the last bit
+FIXED_B_DRAWS = 1999
+FIXED_B_SEED = 20050101
+
+
+class FixedBSimulation:
+    """The fixed-b null distribution of a Newey-West t statistic for this design's own regressors.
+
+    Kiefer & Vogelsang's (2005) fixed-b critical values are derived for stationary regressors;
+    with the trend, step and slope-change columns of a segmented regression the limit
+    depends on the regressors (Bunzel & Vogelsang 2005 for a trend), and on short series the
+    finite-sample distribution matters too. Both are pivotal in the error autocorrelation,
+    so the distribution is simulated here, exactly as the estimate's statistic is computed,
+    with independent standard normal errors: for a contrast ``c``, the numerator
+    ``c' B^-1 Xw' e`` and the Bartlett sandwich of the residuals ``M e`` (``Xw`` the
+    regressors times the square roots of the fit's working weights, so a GLM is treated as
+    its weighted least squares; ``M`` the residual maker; lags and series as declared; the
+    same n / (n - k) factor). For a location model this is Kiefer & Vogelsang's distribution
+    (tests/test_its_calibration.py checks it against their polynomial).
+    """
+
+    def __init__(self, Xw: np.ndarray, lags: int, groups: np.ndarray | None, factor: float, alpha: float):
+        n, k = Xw.shape
+        rng = np.random.default_rng(FIXED_B_SEED)
+        self.Xw = Xw
+        self.bread = np.linalg.inv(Xw.T @ Xw)
+        # draws in columns: the moving sums below run down contiguous rows
+        self.e = np.ascontiguousarray(rng.standard_normal((FIXED_B_DRAWS, n)).T)
+        self.u = self.e - Xw @ (self.bread @ (Xw.T @ self.e))
+        groups = np.zeros(n) if groups is None else np.asarray(groups)
+        # each series' rows, with lags zeros either side: the Bartlett sum is then a sum of
+        # squared moving sums (below), O(draws x rows) whatever the lags
+        # (lags beyond the series keep their weights 1 - j / (lags + 1), as statsmodels')
+        self.lags = int(lags)
+        breaks = np.flatnonzero(np.diff(groups) != 0) + 1
+        self.blocks = np.split(np.arange(n), breaks)
+        self.factor = factor
+        self.alpha = alpha
+        self._cache: dict = {}
+
+    def statistics(self, c: np.ndarray) -> np.ndarray:
+        """Draws of |T| for the contrast ``c`` under the null.
+
+        The Bartlett long-run variance sum_{s,t} (1 - |s - t| / (L + 1)) z_s z_t equals
+        sum_m S_m^2 / (L + 1), S_m the sum of z over the window m..m + L (zeros outside the
+        series), since a pair (s, t) shares L + 1 - |s - t| windows.
+        """
+        g = self.Xw @ (self.bread @ c)
+        numerator = g @ self.e
+        z = self.u * g[:, None]
+        width = self.lags + 1
+        lrv = np.zeros(z.shape[1])
+        for rows in self.blocks:
+            padded = np.zeros((len(rows) + 2 * self.lags + 1, z.shape[1]))
+            padded[self.lags + 1:self.lags + 1 + len(rows)] = z[rows[0]:rows[-1] + 1]
+            cumulative = np.cumsum(padded, axis=0)
+            window = cumulative[width:] - cumulative[:-width]
+            lrv += np.einsum("mr,mr->r", window, window) / width
+        return np.abs(numerator) / np.sqrt(self.factor * lrv)
+
+    def reference(self, c: np.ndarray) -> ScaledT:
+        key = np.round(c / (np.max(np.abs(c)) or 1.0), 12).tobytes()
+        if key not in self._cache:
+            draws = self.statistics(c)
+            level = 1 - self.alpha
+            far = max(0.99, 1 - self.alpha / 5)
+            q = np.quantile(draws, [level, far])
+            self._cache[key] = ScaledT.through(level, float(q[0]), far, float(q[1]))
+        return self._cache[key]
+
+
 @dataclass
 class SegmentedDesign:
     """Columns of the segmented-regression design matrix and which periods are fitted."""
@@ -123,20 +251,54 @@ class SegmentedFit:
     pearson_residuals: np.ndarray
     pearson_dispersion: float      # Pearson chi2 / df of the Poisson fit, for the check
     rho: float | None = None
+    fixed_b: FixedBSimulation | None = None   # the reference when small_sample is fixed_b
+    se_type: str = "model"
 
     def se(self, name: str) -> float:
         i = self.names.index(name)
         return float(np.sqrt(self.cov[i, i]))
 
-    def critical(self, alpha: float) -> float:
+    def contrast(self, name: str) -> np.ndarray:
+        """The contrast vector that picks one coefficient."""
+        c = np.zeros(len(self.names))
+        c[self.names.index(name)] = 1.0
+        return c
+
+    @property
+    def reference(self) -> str:
+        """The reference distribution's name, as results.json records it."""
+        if self.fixed_b is not None:
+            return "fixed_b"
+        return f"t({self.df_resid})" if self.use_t else "normal"
+
+    def procedure(self, c: np.ndarray | None = None) -> dict:
+        """What an estimate's details say about its interval and p-value (``c``: its contrast)."""
+        out = {"se_type": self.se_type, "reference": self.reference}
+        if self.fixed_b is not None and c is not None:
+            ref = self.fixed_b.reference(c)
+            out["fixed_b_df"] = ref.df if np.isfinite(ref.df) else None
+            out["fixed_b_scale"] = ref.scale
+            out["critical_value"] = ref.critical(self.fixed_b.alpha)
+        return out
+
+    def critical(self, alpha: float, c: np.ndarray | None = None) -> float:
+        """Critical value at ``alpha`` for the contrast ``c`` (fixed-b depends on it; None: the
+        first post-interruption contrast the caller has no better choice for, the level change)."""
+        if self.fixed_b is not None:
+            return self.fixed_b.reference(self._default(c)).critical(alpha)
         if self.use_t:
             return float(stats.t.ppf(1 - alpha / 2, self.df_resid))
         return float(stats.norm.ppf(1 - alpha / 2))
 
-    def p_value(self, z: float) -> float:
+    def p_value(self, z: float, c: np.ndarray | None = None) -> float:
+        if self.fixed_b is not None:
+            return self.fixed_b.reference(self._default(c)).p_value(z)
         if self.use_t:
             return float(2 * stats.t.sf(abs(z), self.df_resid))
         return float(2 * stats.norm.sf(abs(z)))
+
+    def _default(self, c):
+        return c if c is not None else self.contrast("level_change")
 
 
 def _hac(lags: int | None, groups: np.ndarray | None, correction: bool) -> dict:
@@ -150,12 +312,36 @@ def _hac(lags: int | None, groups: np.ndarray | None, correction: bool) -> dict:
 
 
 def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, offset: np.ndarray | None,
-                  errors: str, lags: int | None, groups: np.ndarray | None = None) -> SegmentedFit:
+                  errors: str, lags: int | None, groups: np.ndarray | None = None,
+                  small_sample: str = "none", alpha: float = 0.05) -> SegmentedFit:
     """Fit the segmented regression with the declared family and error structure.
 
     ``groups`` marks stacked series (rows sorted by series, then time): Newey-West
-    autocovariances are then taken within each series.
+    autocovariances are then taken within each series. ``small_sample: fixed_b`` (with
+    ``errors: newey_west``) keeps the same standard errors and refers each estimate's t
+    statistic to its fixed-b null distribution for this design (:class:`FixedBSimulation`);
+    ``none`` uses the normal (counts) or t(n - k) (gaussian) reference. ``alpha`` is the
+    design's: the fixed-b reference is exact at that level.
     """
+    fit = _fit_segmented(y, X, names, family, offset, errors, lags, groups, small_sample)
+    if errors == "newey_west":
+        fit.se_type = "newey_west" if groups is None else "newey_west_within_series"
+        if small_sample == "fixed_b":
+            n, k = X.shape
+            if family in COUNT_FAMILIES:
+                mu = np.exp(X @ fit.params + (offset if offset is not None else 0.0))
+                weight = mu / (1.0 + fit.alpha_nb * mu) if family == "negbin" else mu
+                factor = 1.0
+            else:
+                weight = np.ones(n)
+                factor = n / (n - k)   # Stata's newey factor, in the statistic as in the estimate
+            fit.fixed_b = FixedBSimulation(X * np.sqrt(weight)[:, None], lags, groups, factor, alpha)
+    elif errors == "prais_winsten":
+        fit.se_type = "prais_winsten"
+    return fit
+
+
+def _fit_segmented(y, X, names, family, offset, errors, lags, groups, small_sample) -> SegmentedFit:
     n, k = X.shape
     if family in COUNT_FAMILIES:
         poisson = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit()
