@@ -99,6 +99,7 @@ def headline_sentence(intervention: str, outcome_label: str, estimate: Estimate,
     if not _bounded(estimate):
         return (f"{intervention}: {outcome_label} changed by an estimated {_describe(estimate)}, but the data cannot "
                 "put bounds on the change (too few areas or periods for an interval).")
+    assert estimate.estimate is not None and estimate.ci_low is not None and estimate.ci_high is not None  # _bounded
     if estimate.scale != "ratio":
         return _difference_sentence(intervention, outcome_label, estimate, cert)
     change = estimate.estimate - 1.0
@@ -181,9 +182,12 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
     horizon = rmst.details.get("horizon_hours") if rmst is not None else None
     has_hours = rmst is not None and None not in (rmst.estimate, rmst.ci_low, rmst.ci_high) and horizon
     within = f" within the first {horizon:g} hours" if has_hours else ""
+    # _finding passes a bounded hazard ratio (an unbounded one gets headline_sentence's words)
+    assert hazard.estimate is not None and hazard.ci_low is not None and hazard.ci_high is not None
     low, high = hazard.ci_low - 1.0, hazard.ci_high - 1.0
     if low <= 0 <= high:
         if has_hours:
+            assert rmst is not None and rmst.ci_low is not None and rmst.ci_high is not None  # has_hours
             span = f"anything from {_hours_end(rmst.ci_low)} to {_hours_end(rmst.ci_high)}{within}"
         else:
             span = f"anything from {range_end_words(low)} to {range_end_words(high)} in the chance of being found at any moment"
@@ -192,6 +196,7 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
     phrase = FOUND_PHRASES[cert][0 if sooner else 1]
     parts = []
     if has_hours:
+        assert rmst is not None and rmst.estimate is not None and rmst.ci_low is not None and rmst.ci_high is not None
         lo, hi = rmst.ci_low, rmst.ci_high
         if hi <= 0:
             likely = f"{round_for_prose(abs(hi))} to {_hours(lo)} sooner"
@@ -214,12 +219,13 @@ def found_sooner_sentence(intervention: str, hazard: Estimate, rmst: Estimate | 
 def synthetic_control_sentence(intervention: str, outcome_label: str, att: Estimate, placebo: Estimate | None,
                                 cert: str) -> str:
     """The synthetic-control headline: the gap in per cent (counts) or units, and what the placebo test allows."""
+    assert att.estimate is not None  # synthetic control always estimates the gap (its ATT)
     percent = att.details.get("percent")
     size = f"about {abs(percent):.0f}%" if percent is not None else f"about {abs(att.estimate):.3g}"
     per_year = att.details.get("per_year")
     counts = per_year is not None  # counts carry a yearly translation; continuous outcomes do not
     direction = ("fewer" if att.estimate < 0 else "more") if counts else ("lower" if att.estimate < 0 else "higher")
-    absolute = f", about {round_for_prose(abs(per_year))} a year" if counts and percent is not None else ""
+    absolute = f", about {round_for_prose(abs(per_year))} a year" if per_year is not None and percent is not None else ""
     p = f" (placebo p = {placebo.estimate:.2f})" if placebo is not None else ""
     if not att.details.get("ci_bounded", True) or att.ci_low is None or att.ci_high is None:
         return (f"{intervention}: {outcome_label} were {size} {direction} than in the synthetic comparison{absolute}, "
@@ -294,7 +300,7 @@ def _strongest(candidates: list):
     return max(candidates, key=lambda a: METHOD_LEVEL.get(a.method, (0, ""))[0])
 
 
-def assess(estimates: list[Estimate], checks: list[Check], analyses: list, primary_outcome: str,
+def assess(estimates: list[Estimate], checks: list[Check], analyses: list, primary_outcome: str | None,
            intervention: str, outcome_labels: dict, concurrent: list | None = None,
            calibration: dict | None = None, sensitivity: list | None = None) -> dict:
     """Evidence for the run: design level, certainty, verb and headline of the primary outcome,
@@ -377,6 +383,8 @@ def _pre_trend_bins(check: Check) -> tuple[list[float], list[float], str] | None
 def _post_effect(estimate: Estimate, scale: str) -> tuple[float, float] | None:
     """The headline effect on the pre-trend bins' scale, with its (analytic) standard error."""
     d = estimate.details or {}
+    value: float | None
+    se: float | None
     if scale == "log ratio":
         if estimate.scale != "ratio" or not estimate.estimate or estimate.estimate <= 0 or d.get("se_scale") != "log":
             return None
@@ -589,7 +597,9 @@ def economics(design, estimates: list, evidence: dict) -> dict | None:
         return None
     headline = next((e for e in estimates if e.method == method and e.outcome == outcome
                      and e.estimand == evidence["headline_estimand"] and not (e.group or "").startswith("subgroup")), None)
-    per_year = headline.details.get("per_year") if headline else None
+    if headline is None:
+        return None
+    per_year = headline.details.get("per_year")
     if per_year is None:
         return None
     cost = design.intervention.cost_per_episode

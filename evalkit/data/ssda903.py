@@ -340,6 +340,8 @@ def read_returns(root: Path, where: str) -> Returns:
     tables, read = [], []
     for table in found:
         if table.kind == "xml":
+            # find_tables reads an XML return only from its authority's folder of one year
+            assert table.la is not None and table.year is not None
             for kind, frame in read_xml_return(table.path, table.label, table.la, table.year).items():
                 tables.append(TableFile(table.path, kind, table.la, table.year, table.label))
                 read.append(frame)
@@ -380,6 +382,7 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
     folder: dict[tuple, set] = {}
     for table, frame in zip(tables, frames):
         if table.la is not None:
+            assert table.year is not None  # a single return's table has both its authority and year
             pairs = {(table.la, table.year)}
             folder.setdefault((table.la, table.year), set()).add(table.kind)
         else:
@@ -535,6 +538,7 @@ def missing_episodes(returns: Returns, include_away: bool = False, extracted_at=
     kept = kept.sort_values(["LA", "CHILD", "MIS_START", "YEAR"], kind="stable")
     kept = kept.drop_duplicates(["LA", "CHILD", "MIS_START"], keep="last")
     year_end = collection_end(kept["YEAR"]) + np.timedelta64(1, "D")  # the end of 31 March
+    assert returns.returns is not None  # read_returns lists every return it read
     latest = returns.returns.groupby("LA")["YEAR"].max()
     censor_at = year_end.astype("datetime64[ns]")
     if extracted_at is not None:
@@ -750,6 +754,7 @@ def load_ssda903(design):
     key = pseudonym_key(spec.person_key_env, spec.person_key, design.where)
     with stage("read SSDA903 returns"):
         returns = read_returns(design.resolve(spec.source), where)
+    assert returns.returns is not None  # read_returns lists every return it read
     extracted_at = design.extracted_at
     with stage("DfE validation rules and missing episodes"):
         found = missing_episodes(returns, bool(getattr(spec, "include_away", False)), extracted_at)

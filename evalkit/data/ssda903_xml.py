@@ -160,9 +160,11 @@ def _parse(path: Path, label: str, tables: _Tables, root_only: bool = False) -> 
                 if parent == "HEADER" and name in HEADER_FIELDS:
                     child.fields[HEADER_FIELDS[name]] = "".join(text).strip() or None
                 elif parent == "EPISODE" and name in EPISODE_FIELDS:
+                    assert record is not None  # start() opened it at this <EPISODE>
                     record[name] = "".join(text).strip() or None
             elif depth == 5:
                 if stack[3] == "AMISSING" and name in MISSING_FIELDS:
+                    assert record is not None  # start() opened it at this <AMISSING>
                     record[name] = "".join(text).strip() or None
             elif depth == 2:
                 _add_child(child, tables, label)  # only a CHILD opens a record at depth 2

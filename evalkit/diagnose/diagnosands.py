@@ -92,6 +92,7 @@ def cell_diagnosands(frame: pd.DataFrame, alpha: float = 0.05) -> dict:
         error = est - t
         out["bias"], out["bias_se"] = _mean(error)
         mse, mse_se = _mean(error ** 2)
+        assert mse is not None  # fits is not empty, so there is an error to average
         out["rmse"] = math.sqrt(mse)
         out["rmse_se"] = mse_se / (2 * out["rmse"]) if mse_se is not None and out["rmse"] > 0 else None
         covered = (fits["ci_low"].to_numpy() <= t) & (t <= fits["ci_high"].to_numpy())
@@ -177,7 +178,7 @@ def calibration_by_estimand(cells: list[dict], analysis: int) -> dict:
 
 def diagnose_rows(rows: pd.DataFrame, alpha: float = 0.05) -> list[dict]:
     """Diagnosands for every outcome x method x analysis x estimand x planted effect."""
-    cells = []
+    cells: list[dict] = []
     if rows.empty:
         return cells
     for key, frame in rows.groupby(KEYS + ["effect"], sort=True, dropna=False):

@@ -7,7 +7,6 @@ so the report's disclosure rules have nothing to suppress here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import numpy as np
@@ -18,9 +17,6 @@ from ..report.render import METHOD_NAMES, environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-if TYPE_CHECKING:
-    from matplotlib.typing import RcKeyType
 
 COLOURS = ("#1b6ca8", "#c0392b", "#27864a", "#8e44ad", "#d35400", "#555555")
 
@@ -44,8 +40,7 @@ def _number(x, se=None) -> str:
 
 def power_figure(cells: list[dict], keys: list[tuple], title: str) -> str:
     """Power against the planted effect (a fall of 1 - E), one line per estimand."""
-    # STYLE holds rc keys only; its inferred dict[str, object] hides that from mypy
-    with matplotlib.rc_context(cast("dict[RcKeyType, Any]", STYLE)):
+    with matplotlib.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 3.6))
         for i, key in enumerate(keys):
             points = sorted((c["effect"], c["power"], c.get("power_se") or 0.0) for c in cells

@@ -153,7 +153,7 @@ def _dual_vertices(X: np.ndarray, sd: np.ndarray) -> np.ndarray | None:
     system = np.vstack([sd, X.T])
     rhs = np.zeros(k + 1)
     rhs[0] = 1.0
-    out = []
+    found = []
     for rows in combinations(range(M), k + 1):
         sub = system[:, rows]
         if abs(np.linalg.det(sub)) < 1e-12 * np.prod(np.linalg.norm(sub, axis=0)):
@@ -162,10 +162,10 @@ def _dual_vertices(X: np.ndarray, sd: np.ndarray) -> np.ndarray | None:
         if np.all(lam_rows >= -1e-12):
             lam = np.zeros(M)
             lam[list(rows)] = np.clip(lam_rows, 0.0, None)
-            out.append(lam)
-    if not out:
+            found.append(lam)
+    if not found:
         return None
-    out = np.array(out)
+    out = np.array(found)
     # the same vertex reached from several bases (a degenerate vertex) is kept once
     _, first = np.unique(np.round(out / np.abs(out).max(), 12), axis=0, return_index=True)
     return out[np.sort(first)]
@@ -254,8 +254,8 @@ def _max_program(s_T, gamma, sigma, W, c, vertices=None):
     f = s_T + (sigma @ gamma) / float(gamma @ sigma @ gamma) * c
     if vertices is not None:
         values = vertices @ f
-        best = int(np.argmax(values))
-        return _LPResult(0, -float(values[best]), vertices[best].copy())
+        top = int(np.argmax(values))
+        return _LPResult(0, -float(values[top]), vertices[top].copy())
     if W.shape[1] == 2:
         # one nuisance parameter: the vertices have one weight on a row with W[i, 1] = 0 or two
         # on rows of opposite sign; the feasible set is bounded, so the best vertex is the optimum

@@ -138,7 +138,8 @@ def report_section(results, diagnosis: dict | None) -> dict | None:
         return None
     headline = diagnosis.get("headline") or {}
     words = mde_words(headline)
-    name = METHOD_WORDS.get(headline.get("method"), headline.get("method") or "headline analysis")
+    method = headline.get("method")
+    name = METHOD_WORDS.get(method, method) if method else "headline analysis"
     sims = (diagnosis.get("settings") or {}).get("sims")
     if words:
         sentence = f"With the {name}, {words}."
@@ -159,6 +160,7 @@ def report_section(results, diagnosis: dict | None) -> dict | None:
                    and c["effect"] < 1.0 and c.get("coverage") is not None]
         strongest_default = min((diagnosis.get("settings") or {}).get("effects") or [1.0])
         at = next((c for c in planted if c["effect"] == strongest_default), planted[0] if planted else None)
+        verdict = (a.get("calibration") or {}).get(estimand)
         rows.append({
             "analysis": f"{METHOD_WORDS.get(a['method'], a['method'])} ({a['outcome'].replace('_', ' ')})",
             "estimand": estimand,
@@ -166,7 +168,7 @@ def report_section(results, diagnosis: dict | None) -> dict | None:
             "coverage_null": _pct(null.get("coverage") if null else None),
             "coverage_planted": _pct(at.get("coverage")) if at else "not measured",
             "planted": f"a {round(100 * (1 - at['effect']))}% fall" if at else "",
-            "calibration": CALIBRATION_WORDS.get((a.get("calibration") or {}).get(estimand), "not assessed"),
+            "calibration": CALIBRATION_WORDS.get(verdict, "not assessed") if verdict else "not assessed",
         })
     addition = None
     if words and _headline_unclear(results):

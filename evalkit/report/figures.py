@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -15,9 +16,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 PALETTE = {"observed": "#1f1f1f", "fitted": "#1b6ca8", "counterfactual": "#c0392b", "band": "#f1b6ae"}
 
-STYLE = {
+#: rc settings only (keys mypy checks against matplotlib's RcKeyType)
+STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "evalkit",
     "svg.fonttype": "none",
     "font.family": "sans-serif",

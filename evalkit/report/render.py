@@ -125,7 +125,7 @@ def _published_observed(series: dict, rule, prefix: str = "") -> list:
 
 
 def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
-    figures = []
+    figures: list[dict] = []
     acf_by_method = {(c.method, c.outcome): c.values.get("acf") for c in results.checks if c.name == "autocorrelation"}
     for analysis in results.analyses:
         outcome = outcomes.get(analysis.outcome, {})
@@ -166,7 +166,7 @@ def _figures(results: Results, rule, outcomes: dict) -> list[dict]:
                             "by periods since adoption (the two years before adoption are shown); bars are 95% "
                             "intervals; before adoption the points should sit near zero."),
                 "svg": Markup(event_study_figure(analysis.series, y_label, f"{label}: event study",
-                                                 max_pre=2 * PERIODS_PER_YEAR.get(results.context.get("frequency"), 12))),
+                                                 max_pre=2 * PERIODS_PER_YEAR.get(results.context.get("frequency") or "month", 12))),
             })
         if analysis.method == "survival_did" and analysis.series.get("curves"):
             series = analysis.series
@@ -271,7 +271,8 @@ def _moderator_tests(results: Results) -> list[str]:
     for e in results.estimates:
         if e.estimand != "subgroup_difference":
             continue
-        who = MODERATOR_WORDS.get(e.details.get("moderator"), str(e.details.get("moderator", "")).replace("_", " "))
+        moderator = str(e.details.get("moderator", ""))
+        who = MODERATOR_WORDS.get(moderator, moderator.replace("_", " "))
         if e.details.get("differs"):
             sentences.append(f"{who}: the change appears to differ between them, more than chance would usually "
                              "give; treat this as a lead to examine, not a finding.")
@@ -285,7 +286,7 @@ def _moderators(results: Results, rule) -> tuple[list[dict], str]:
     rows, method = [], ""
     outcomes = {o["name"]: o for o in results.context.get("outcomes", [])}
     for e in results.estimates:
-        if (e.group or "").startswith("subgroup: "):
+        if e.group is not None and e.group.startswith("subgroup: "):
             value, span = estimate_words(e, outcomes.get(e.outcome, {}), results.context.get("frequency"))
             episodes = control_count(e.details.get("episodes"), rule)
             rows.append({"subgroup": e.group[len("subgroup: "):], "episodes": episodes, "estimate": value, "range": span})
@@ -316,7 +317,8 @@ def view_model(results: Results, diagnosis: dict | None = None) -> dict:
         controlled = control_table(rows + [total], [2, 3], rule, total_row=len(rows))
     # every count of episodes, children or rows anywhere in the text passes the same rule as the tables
     checks = [{"name": c.name, "label": CHECK_LABEL.get(c.name, c.name.replace("_", " ")), "status": c.status,
-               "detail": control_text(c.detail, rule), "method": METHOD_NAMES.get(c.method, c.method),
+               "detail": control_text(c.detail, rule),
+               "method": METHOD_NAMES.get(c.method, c.method) if c.method else c.method,
                "outcome": c.outcome, "meaning": CHECK_MEANING.get(c.name, ""),
                "plain": check_plain(c.name, c.status), "analysis": method_does(c.method, next(
                    (a.settings for a in results.analyses if a.method == c.method and a.outcome == c.outcome), {}))

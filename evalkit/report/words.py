@@ -183,10 +183,10 @@ def _signed(x: float, unit: str, down: str = "lower", up: str = "higher") -> str
     return f"{_num(abs(x))}{unit} {down if x < 0 else up}"
 
 
-def estimate_words(e, outcome: dict, frequency: str) -> tuple[str, str]:
+def estimate_words(e, outcome: dict, frequency: str | None) -> tuple[str, str]:
     """(estimate, likely range) of an estimate with units: "3.7 hours sooner", "0.3% fewer a month"."""
     bounded = e.ci_low is not None and e.ci_high is not None and all(math.isfinite(v) for v in (e.ci_low, e.ci_high))
-    period = UNIT_WORDS.get(frequency, "period")
+    period = UNIT_WORDS.get(frequency, "period") if frequency else "period"
     if e.estimand == "hazard_ratio_did":
         def one(x):
             return "no change" if abs(x - 1) < 0.0005 else (
@@ -270,7 +270,8 @@ def _mde_sentence(results, diagnosis: dict | None) -> str | None:
     """
     mde = None
     if diagnosis:
-        head = diagnosis.get("headline") if isinstance(diagnosis.get("headline"), dict) else diagnosis
+        headline = diagnosis.get("headline")
+        head = headline if isinstance(headline, dict) else diagnosis
         mde = head.get("mde")
     if mde is None:
         mde = results.evidence.get("mde")
@@ -304,7 +305,7 @@ def what_this_means(results, diagnosis: dict | None = None) -> dict:
         shown = hours if effect["method"] == "survival_did" and is_clear(hours) is not None \
             and is_clear(hours) == clear else e
         value, span = estimate_words(shown, _outcome(context, effect["outcome"]), context.get("frequency"))
-        if shown is hours:
+        if hours is not None and shown is hours:
             value += f" within the first {hours.details.get('horizon_hours', 72):g} hours"
         how = method_does(effect["method"], _settings(results, effect["method"], effect["outcome"]))
         if clear:
@@ -359,7 +360,7 @@ def _settings(results, method: str, outcome: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- where the headline comes from
-def _headline_analysis(results, method: str, outcome: str):
+def _headline_analysis(results, method: str, outcome: str | None):
     """The analysis a finding rests on: the first usable analysis of that method and outcome
     (evidence._strongest keeps the first declared among equals)."""
     return next((a for a in results.analyses if a.method == method and a.outcome == outcome), None)
@@ -550,7 +551,7 @@ def economics_words(results) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- annex settings
-def setting_text(key: str, value, method: str) -> str:
+def setting_text(key: str, value, method: str) -> str | None:
     """One method setting for the annex: seeds without thousands separators, options in words."""
     if key == "seed" and isinstance(value, int):
         return str(value)

@@ -8,7 +8,6 @@ Forest plots are matplotlib SVG made deterministic by the report's own settings
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import numpy as np
@@ -18,9 +17,6 @@ from ..report.render import environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-if TYPE_CHECKING:
-    from matplotlib.typing import RcKeyType
 
 TEMPLATE = "synthesis.html.j2"
 #: ratio-axis ticks: readable round ratios on the log axis, whatever its range
@@ -47,8 +43,7 @@ def forest_figure(studies: list[dict], pooled: list[dict], title: str) -> str:
         rows.append((f"{label} (k = {p['k']})", p["estimate"], p["ci_low"], p["ci_high"], "pooled", None,
                      p["pi_low"], p["pi_high"]))
     n = len(rows)
-    # figures.STYLE holds rc keys only; its inferred dict[str, object] hides that from mypy
-    with matplotlib.rc_context(cast("dict[RcKeyType, Any]", figures.STYLE)):
+    with matplotlib.rc_context(figures.STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 0.42 * n + 1.0))
         y = np.arange(n)[::-1].astype(float)
         for yy, (_label, est, low, high, kind, weight, pi_low, pi_high) in zip(y, rows):
