@@ -135,14 +135,14 @@ def randomization_test(statistic: Callable[[dict], float], units: Sequence, adop
         stats = np.array([observed] + values, dtype=float)
         p = _share_extreme(stats, observed, len(stats))
         return RandomizationResult(observed, p, stats, n_assignments, True, len(values), mappings)
-    values = np.empty(reps)
+    draws = np.empty(reps)
     positions = np.arange(len(units))
     mappings = [_mapping(units, dates)]
     for b in range(reps):
         order = rng.permutation(positions)
         mappings.append(_mapping(units, [dates[i] for i in order]))
-        values[b] = statistic(mappings[-1])
-    stats = np.concatenate([[observed], values])
+        draws[b] = statistic(mappings[-1])
+    stats = np.concatenate([[observed], draws])
     p = _share_extreme(stats, observed, reps + 1)
     return RandomizationResult(observed, p, stats, n_assignments, False, reps, mappings)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from ...data.durations import DURATION_MEASURES, derive_duration_outcome
-from ...design import Design
+from ...design import Design, Outcome
 from ...errors import EvalkitError
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
@@ -25,6 +25,7 @@ from ..estimates import wald, wald_estimate
 from .segmented import (
     COUNT_FAMILIES,
     NegbinNotConverged,
+    SegmentedDesign,
     acf,
     breusch_godfrey,
     fit_segmented,
@@ -43,13 +44,13 @@ class SeriesSetup:
     """One series made ready for a segmented regression."""
 
     key: str
-    outcome: object
+    outcome: Outcome
     family: str
     units: list
     start_period: pd.Period
     start: int
     periods: pd.PeriodIndex
-    seg: object
+    seg: SegmentedDesign
     mask: np.ndarray
     n_pre: int
     n_post: int

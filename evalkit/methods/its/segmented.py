@@ -273,7 +273,7 @@ class SegmentedFit:
 
     def procedure(self, c: np.ndarray | None = None) -> dict:
         """What an estimate's details say about its interval and p-value (``c``: its contrast)."""
-        out = {"se_type": self.se_type, "reference": self.reference}
+        out: dict[str, str | float | None] = {"se_type": self.se_type, "reference": self.reference}
         if self.fixed_b is not None and c is not None:
             ref = self.fixed_b.reference(c)
             out["fixed_b_df"] = ref.df if np.isfinite(ref.df) else None
@@ -327,6 +327,8 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
     if errors == "newey_west":
         fit.se_type = "newey_west" if groups is None else "newey_west_within_series"
         if small_sample == "fixed_b":
+            if lags is None:  # the callers resolve ``lags: auto`` to a number before fitting
+                raise ValueError("small_sample: fixed_b needs the Newey-West lags as a number")
             n, k = X.shape
             if family in COUNT_FAMILIES:
                 mu = np.exp(X @ fit.params + (offset if offset is not None else 0.0))

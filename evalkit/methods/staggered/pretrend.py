@@ -104,11 +104,11 @@ def pooled_pre_trend_test(Y: np.ndarray, unit_cohort: np.ndarray, per_year: int,
             theta_cohorts.append({"cohort": int(g), "bin": int(b), "weight": float(w),
                                   "difference": float(z[treated].mean() - z[control].mean())})
     theta = contribution.sum(axis=0)
-    strata = {}
+    strata: dict[int, list[int]] = {}      # cohort -> its units' rows
     for i, c in enumerate(unit_cohort.tolist()):
         strata.setdefault(c, []).append(i)
     V = np.zeros((q, q))
-    pieces_df = []                           # (V_s, df_s) for the degrees of freedom
+    pieces_df: list[tuple[np.ndarray, float]] = []  # (V_s, df_s) for the degrees of freedom
     for c, members in strata.items():
         a = contribution[members]
         if not np.any(a):

@@ -89,7 +89,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     result = MethodResult()
     names = {"simple": "att_simple", "dynamic": "att_dynamic", "group": "att_group", "calendar": "att_calendar"}
     for kind, estimand in names.items():
-        tm = treated_mean[kind] if ratio else None
+        tm = treated_mean[kind] if treated_mean is not None else None  # None exactly when not ratio
         estimate = reporter.estimate(estimand, att[kind].overall, att[kind].overall_influence,
                                      None if tm is None else (tm.overall, tm.overall_influence))
         if kind in ("group", "calendar"):
@@ -106,7 +106,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
             _per_year_from_ratio(simple_estimate.details, simple_estimate.estimate, simple_estimate.ci_low,
                                  simple_estimate.ci_high)
     event = att["dynamic"]
-    event_tm = treated_mean["dynamic"] if ratio else None
+    event_tm = treated_mean["dynamic"] if treated_mean is not None else None
     cohorts_at = _cohorts_at(gt, plan, event.labels)
     for j, e in enumerate(event.labels):
         tm = None if event_tm is None else (event_tm.values[j], event_tm.influence[:, j])
@@ -322,7 +322,7 @@ def _reference(outcome: np.ndarray) -> float:
     return float(np.std(values) + 1e-6 * np.max(np.abs(values))) if values.size else 1.0
 
 
-def _treated_means(gt: GroupTime, Y: np.ndarray):
+def _treated_means(gt: GroupTime, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's treated-cohort mean outcome in period t, with its influence function."""
     n = gt.n
     idx = gt.cohort_index
@@ -483,7 +483,7 @@ def _interval_note(inverted, assignments, n_treated: int, n_units: int, alpha: f
 def _per_year_from_ratio(details: dict, ratio: float | None, low: float | None, high: float | None) -> None:
     """Counts a year at the ratio's interval ends (expected with / expected without = ratio), as did does."""
     per_year = details["per_year"]
-    with_effect = per_year / (1.0 - 1.0 / ratio) if ratio not in (None, 1.0) else None
+    with_effect = per_year / (1.0 - 1.0 / ratio) if ratio is not None and ratio != 1.0 else None
 
     def at(end):
         if end is None or with_effect is None or not np.isfinite(with_effect):
@@ -503,6 +503,7 @@ def _randomization_series(series: dict, estimates: list[Estimate], ratio: bool, 
         est = by_name.get(f"event_{int(e)}")
         d = est.details if est is not None else {}
         if ratio:
+            assert est is not None  # fit() adds an event_<e> estimate for every event time of the series
             lows.append(d.get("difference_ci_low"))
             highs.append(d.get("difference_ci_high"))
             r_lows.append(d.get("ratio_withheld", {}).get("ci_low") if "ratio_withheld" in d else est.ci_low)
@@ -749,7 +750,7 @@ def _sparse_base_check(gt: GroupTime, plan, panel: _PanelArrays, common: dict) -
     post = np.flatnonzero(plan.post)
     weight = np.bincount(gt.cohort_index[post], weights=plan.share[post], minlength=gt.cohorts.size)
     weight = weight / weight.sum() if weight.sum() > 0 else weight
-    rows = []
+    rows: list[dict] = []
     inverse = 0.0
     for j, g in enumerate(gt.cohorts):
         cells = post[gt.cohort_index[post] == j]
