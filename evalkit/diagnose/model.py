@@ -2,15 +2,16 @@
 design's ``diagnose:`` block.
 
 Each simulation draws a fresh dataset of episodes: area mean rates log-normal around
-``baseline_rate`` (SD ``area_spread``), a gamma shock with variance ``overdispersion`` on
-each area-period, Poisson episode counts, report times uniform in the period; each
-episode is by a child already reported in the area with probability
-``repeat_persistence`` (one of them at random) and by a new child otherwise; hours to
-found Weibull with the given median and shape, none censored. The planted effect acts
-exactly as when planting into data: post-adoption episodes kept with probability ``E``
-(rate ratio ``E``) and their hours multiplied by ``E``, which for Weibull times is a
-hazard ratio of ``E ** -shape`` exactly (proportional hazards); the restricted-mean
-difference is computed from the Weibull curve.
+``baseline_rate`` (SD ``area_spread``), a shock with mean 1 and variance ``overdispersion``
+on each area-period (independent gamma shocks, or with ``autocorrelation`` rho > 0
+log-normal shocks whose logs follow an AR(1) within each area), Poisson episode counts,
+report times uniform in the period; each episode is by a child already reported in the
+area with probability ``repeat_persistence`` (one of them at random) and by a new child
+otherwise; hours to found Weibull with the given median and shape, none censored. The
+planted effect acts exactly as when planting into data: post-adoption episodes kept with
+probability ``E`` (rate ratio ``E``) and their hours multiplied by ``E``, which for Weibull
+times is a hazard ratio of ``E ** -shape`` exactly (proportional hazards); the
+restricted-mean difference is computed from the Weibull curve.
 """
 
 from __future__ import annotations
@@ -93,8 +94,7 @@ class ModelSimulator:
         m = self.model
         n_units, n_periods = len(self.units), len(self.periods)
         level = m.baseline_rate * np.exp(m.area_spread * rng.standard_normal(n_units) - m.area_spread ** 2 / 2)
-        shape = 1.0 / m.overdispersion if m.overdispersion > 0 else None
-        shock = rng.gamma(shape, 1.0 / shape, (n_units, n_periods)) if shape else np.ones((n_units, n_periods))
+        shock = self._shocks(rng, n_units, n_periods)
         counts = rng.poisson(level[:, None] * shock)
         unit = np.repeat(np.repeat(np.arange(n_units), n_periods), counts.ravel())
         period = np.repeat(np.tile(np.arange(n_periods), n_units), counts.ravel())
@@ -125,6 +125,30 @@ class ModelSimulator:
             })
             episodes["repeat"] = mark_repeats(episodes).to_numpy()
             yield Draw(design=design, data=self._data(episodes), effect=effect, truth=self.truths(effect))
+
+    def _shocks(self, rng, n_units: int, n_periods: int) -> np.ndarray:
+        """Each area-period's multiplicative shock on the rate (mean 1, variance ``overdispersion``).
+
+        Without autocorrelation: independent gamma shocks. With ``autocorrelation`` rho > 0:
+        ``exp(e - s^2 / 2)`` with ``e`` an AR(1) series per area (coefficient rho, stationary
+        from the first period, variance ``s^2 = log(1 + overdispersion)``), so the shocks keep
+        the same mean and variance but persist from month to month, as real series do.
+        """
+        m = self.model
+        if m.overdispersion <= 0:
+            return np.ones((n_units, n_periods))
+        rho = m.autocorrelation
+        if rho == 0:
+            shape = 1.0 / m.overdispersion
+            return rng.gamma(shape, 1.0 / shape, (n_units, n_periods))
+        variance = math.log1p(m.overdispersion)
+        innovations = rng.standard_normal((n_units, n_periods))
+        series = np.empty((n_units, n_periods))
+        series[:, 0] = innovations[:, 0]
+        scale = math.sqrt(1.0 - rho ** 2)
+        for t in range(1, n_periods):
+            series[:, t] = rho * series[:, t - 1] + scale * innovations[:, t]
+        return np.exp(math.sqrt(variance) * series - variance / 2)
 
     def _children(self, rng, unit: np.ndarray) -> np.ndarray:
         """A child per episode: a new one, or (with probability repeat_persistence) one already seen in the area."""
