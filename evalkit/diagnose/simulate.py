@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,8 @@ from ..data.episodes import mark_repeats, person_codes
 from ..design import Design, Units
 from ..errors import EvalkitError
 from ..periods import PERIODS_PER_YEAR
+
+T = TypeVar("T")
 
 #: estimands never diagnosed: descriptive or pre-period quantities with no planted truth
 SKIP_PREFIXES = ("event_", "pre_", "placebo")
@@ -131,6 +134,13 @@ class PlaceboBase:
     ep_repeat: np.ndarray | None = None
     cut: str = ""
     mode: str = "post-periods dropped"
+
+
+def _episode_array(value: T | None, name: str) -> T:
+    """One of the base's per-episode arrays (set together by _finish_base when there are episodes)."""
+    if value is None:
+        raise ValueError(f"the placebo base has no {name}: it was prepared without episodes")
+    return value
 
 
 def _km(hours: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +280,8 @@ def duration_truth(base: PlaceboBase, effect: float, horizon: float) -> dict:
     """
     from ..methods.survival.cox import fit_cox
 
-    times, curve = base.survival_times, base.survival_curve
+    times = _episode_array(base.survival_times, "survival_times")
+    curve = _episode_array(base.survival_curve, "survival_curve")
 
     def rmst(tau):
         grid = np.concatenate([[0.0], times[times < tau], [tau]])
@@ -280,7 +291,8 @@ def duration_truth(base: PlaceboBase, effect: float, horizon: float) -> dict:
     if effect == 1.0:
         return {"hazard_ratio_did": 1.0, "rmst_difference_did": 0.0}
     rmst_difference = effect * rmst(horizon / effect) - rmst(horizon)
-    hours, censored = base.ep_found_hours, base.ep_censored
+    hours = _episode_array(base.ep_found_hours, "ep_found_hours")
+    censored = _episode_array(base.ep_censored, "ep_censored")
     scaled = np.where(censored, hours, hours * effect)
     time = np.concatenate([hours, scaled])
     event = np.concatenate([~censored, ~censored])
@@ -371,7 +383,7 @@ class PlantedSimulator:
         return copy
 
     def _placebo_spec(self, spec, cohorts):
-        update = {}
+        update: dict[str, Any] = {}
         real = self.design
         real_cohorts = sorted(set(map(str, real.units.adoption.values()))) if real.units.adoption else []
 
@@ -427,25 +439,27 @@ class PlantedSimulator:
 
     def _plant_episodes(self, adoption_position, effect, thin_u, censor_u) -> AnalysisData:
         b = self.base
-        episodes = b.data.episodes
-        start = adoption_position[b.ep_unit]
-        after = (start >= 0) & (b.ep_period >= start)
+        episodes = _episode_array(b.data.episodes, "episodes")
+        start = adoption_position[_episode_array(b.ep_unit, "ep_unit")]
+        after = (start >= 0) & (_episode_array(b.ep_period, "ep_period") >= start)
         if effect == 1.0:
             return b.data
         keep = ~after | (thin_u < effect)
-        hours = b.ep_found_hours.copy()
-        censored = b.ep_censored.copy()
+        hours = _episode_array(b.ep_found_hours, "ep_found_hours").copy()
+        censored = _episode_array(b.ep_censored, "ep_censored").copy()
         found_after = after & ~censored
         hours[found_after] *= effect
         open_after = np.flatnonzero(after & censored)
-        if len(open_after) and len(b.survival_times):
+        survival_times = _episode_array(b.survival_times, "survival_times")
+        survival_curve = _episode_array(b.survival_curve, "survival_curve")
+        if len(open_after) and len(survival_times):
             c = hours[open_after]
-            s_c = _survival_at(b.survival_times, b.survival_curve, c)
+            s_c = _survival_at(survival_times, survival_curve, c)
             target = s_c * censor_u[open_after]  # S(T) for T drawn beyond c
             # first event time whose survival falls to the target (inf when beyond the curve)
-            idx = np.searchsorted(-b.survival_curve, -target, side="left")
-            beyond = idx >= len(b.survival_times)
-            t = np.where(beyond, np.inf, b.survival_times[np.clip(idx, 0, len(b.survival_times) - 1)])
+            idx = np.searchsorted(-survival_curve, -target, side="left")
+            beyond = idx >= len(survival_times)
+            t = np.where(beyond, np.inf, survival_times[np.clip(idx, 0, len(survival_times) - 1)])
             now_found = effect * t <= c
             hours[open_after[now_found]] = effect * t[now_found]
             censored[open_after[now_found]] = False
@@ -454,7 +468,7 @@ class PlantedSimulator:
         new["censored"] = censored[keep]
         repeat = None
         if b.ep_person is not None:
-            repeat = mark_repeats(new).to_numpy() | b.ep_history[keep]
+            repeat = mark_repeats(new).to_numpy() | _episode_array(b.ep_history, "ep_history")[keep]
             new["repeat"] = repeat
         return replace(b.data, episodes=new, panel=self._recount(new, keep, repeat), censored=int(new["censored"].sum()))
 
@@ -464,7 +478,7 @@ class PlantedSimulator:
         b = self.base
         panel = b.data.panel.copy()
         n_cells = len(b.units) * len(b.data.periods)
-        cell = b.ep_cell[keep]
+        cell = _episode_array(b.ep_cell, "ep_cell")[keep]
         counts = {"reports": np.bincount(cell, minlength=n_cells)}
         wanted = {o.derive or o.name for o in self.design.outcomes if o.measure == "count"}
         if "repeat_reports" in wanted:
