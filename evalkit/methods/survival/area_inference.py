@@ -132,11 +132,13 @@ def area_randomization(change: np.ndarray, weights: np.ndarray, treated: np.ndar
 
     test = randomization_test(statistic, list(index), {int(i): "adopts" for i in index[treated]}, rng, reps=reps,
                               max_enumerate=max(MAX_ENUMERATE, reps + 1))
-    masks = np.zeros((len(test.assignments), n), dtype=bool)
-    for row, assignment in enumerate(test.assignments):
+    assignments = test.assignments
+    assert assignments is not None  # randomization_test always records the assignments it scored
+    masks = np.zeros((len(assignments), n), dtype=np.bool_)
+    for row, assignment in enumerate(assignments):
         masks[row, list(assignment)] = True
     w_t = masks * weights
-    w_c = (~masks) * weights
+    w_c = np.logical_not(masks) * weights
     sum_t, sum_c = w_t.sum(axis=1), w_c.sum(axis=1)
 
     def statistics_at(theta: float) -> np.ndarray:

@@ -538,7 +538,8 @@ def _cluster_check(n_treated: int, n_areas: int, se_rule: str, common: dict,
               f"the hazard-ratio interval ({n_treated} adopting of {n_areas} areas) uses the larger of the clustered "
               "and the model-based standard error")
     no_interval = rmst is not None and rmst.ci_low is None and rmst.ci_high is None
-    if rmst_treated is not None and min(rmst_treated, rmst_comparison) < 2 and (no_interval or rmst is None):
+    if rmst_treated is not None and rmst_comparison is not None and min(rmst_treated, rmst_comparison) < 2 \
+            and (no_interval or rmst is None):
         sides = [f"{n} {name} area{'s' * (n != 1)}" for n, name in
                  ((rmst_treated, "adopting"), (rmst_comparison, "comparison")) if n < 2]
         why = details.get("interval_note") or "an area bootstrap cannot show how much one area varies from another"
