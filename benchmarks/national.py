@@ -1,7 +1,10 @@
 """Benchmark: the national SPOC example (43 forces, 10 years, about 3.5 million episodes).
 
-The budget (the issue "national scale"): ``evalkit run DIR/spoc_rollout.yaml`` completes its plan
-within 30 s and 2 GiB of memory on a 2-core machine. This script
+The budget (issue 16, "Numbers it must reach"): ``evalkit run DIR/spoc_rollout.yaml`` completes
+its plan within 8 s and 800 MiB of memory on a 2-core machine. Wall time depends on what else
+the machine runs; peak memory does not, and neither, much, does CPU time: each run and each
+stage prints its CPU seconds (user + system, all threads) beside its wall time, so a run on a
+busy machine can still be compared with the budget. This script
 
 1. writes the example once with ``evalkit example spoc-rollout --scale national --out DIR``
    (timed, outside the budget: the generator simulates every child);
@@ -10,10 +13,10 @@ within 30 s and 2 GiB of memory on a 2-core machine. This script
    benchmark always runs the national design as written in this checkout;
 2. runs ``evalkit run DIR/spoc_rollout.yaml --out DIR/out`` in a child process under
    ``/usr/bin/time -v`` (falling back to ``getrusage`` of the child), ``--repeats`` times,
-   and prints each run's wall time and peak resident memory: the numbers the budget is
-   about;
-3. in another child process (``--stage-repeats`` times), times each stage of one run and
-   its peak resident memory (``/proc/self/status`` VmHWM, reset at each stage start through
+   and prints each run's wall time, CPU time and peak resident memory: the numbers the
+   budget is about;
+3. in another child process (``--stage-repeats`` times), times each stage of one run (wall
+   and CPU seconds) and its peak resident memory (``/proc/self/status`` VmHWM, reset at each stage start through
    ``/proc/self/clear_refs`` where Linux allows it): the data layer's own stages
    (evalkit.data.progress: reading, pseudonymisation, validation, deriving the panel,
    exposure), each analysis of the plan, the moderator subgroups, results and the report.
@@ -39,8 +42,8 @@ import sys
 import time
 from pathlib import Path
 
-BUDGET_SECONDS = 30.0
-BUDGET_BYTES = 2 * 1024**3
+BUDGET_SECONDS = 8.0
+BUDGET_BYTES = 800 * 1024**2
 ISSUE_METHODS = {
     "staggered_did": "  - {method: staggered_did, outcome: reports, control_group: not_yet_treated, inference: analytic}\n",
     "survival_did": "  - {method: survival_did, outcome: time_to_found}\n",
@@ -76,7 +79,7 @@ def reset_peak():
 
 
 class Recorder:
-    # each stage's wall time and peak resident memory (the peak of a stage includes its sub-stages')
+    # each stage's wall time, CPU time and peak resident memory (the peak of a stage includes its sub-stages')
     def __init__(self):
         self.rows, self.open, self.resets = [], [], True
 
@@ -85,7 +88,8 @@ class Recorder:
         for entry in self.open:
             entry["peak"] = max(entry["peak"] or 0, peak or 0)
         self.resets = reset_peak() and self.resets
-        self.open.append({"name": name, "depth": len(self.open), "peak": 0, "row": len(self.rows)})
+        self.open.append({"name": name, "depth": len(self.open), "peak": 0, "row": len(self.rows),
+                          "cpu": time.process_time()})
         self.rows.append(None)
 
     def advance(self, amount=1):
@@ -96,7 +100,8 @@ class Recorder:
         peak = max(entry["peak"], status("VmHWM") or 0)
         for outer in self.open:
             outer["peak"] = max(outer["peak"], peak)
-        self.rows[entry["row"]] = ["  " * entry["depth"] + name, seconds, peak, status("VmRSS")]
+        self.rows[entry["row"]] = ["  " * entry["depth"] + name, seconds, peak, status("VmRSS"),
+                                   time.process_time() - entry["cpu"]]
 
 
 recorder = Recorder()
@@ -162,13 +167,16 @@ def measure_run(design: Path, out: Path) -> dict:
     timer = shutil.which("time") and Path("/usr/bin/time").exists()
     if timer:
         command = ["/usr/bin/time", "-v"] + command
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = before_usage.ru_maxrss, before_usage.ru_utime + before_usage.ru_stime
     started = time.perf_counter()
     run = subprocess.run(command, check=False, capture_output=True, text=True, env=child_env())
     wall = time.perf_counter() - started
     if run.returncode != 0:
         sys.exit(f"evalkit run failed:\n{run.stdout}\n{run.stderr[-3000:]}")
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before  # this child's CPU time (all its threads)
     source = "getrusage"
     if timer:
         match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr)
@@ -180,7 +188,7 @@ def measure_run(design: Path, out: Path) -> dict:
             wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     elif peak_kib <= before:
         peak_kib = before
-    return {"wall_seconds": wall, "peak_bytes": peak_kib * 1024, "memory_source": source,
+    return {"wall_seconds": wall, "cpu_seconds": cpu, "peak_bytes": peak_kib * 1024, "memory_source": source,
             "headline": run.stdout.strip().splitlines()[0] if run.stdout.strip() else ""}
 
 
@@ -220,22 +228,25 @@ def main(argv=None) -> int:
     runs = []
     for i in range(max(1, args.repeats)):
         runs.append(measure_run(design, out))
-        print(f"evalkit run {i + 1}: wall {runs[-1]['wall_seconds']:.1f} s, "
+        print(f"evalkit run {i + 1}: wall {runs[-1]['wall_seconds']:.1f} s, CPU {runs[-1]['cpu_seconds']:.1f} s, "
               f"peak memory {runs[-1]['peak_bytes'] / 1024**2:,.0f} MiB ({runs[-1]['memory_source']}), "
               f"load average {os.getloadavg()[0]:.1f}")
     walls = sorted(r["wall_seconds"] for r in runs)
+    cpus = sorted(r["cpu_seconds"] for r in runs)
     peaks = sorted(r["peak_bytes"] / 1024**2 for r in runs)
     print(f"evalkit run, {len(runs)} runs: wall {walls[0]:.1f} to {walls[-1]:.1f} s (best {walls[0]:.1f}), "
-          f"peak memory {peaks[0]:,.0f} to {peaks[-1]:,.0f} MiB")
+          f"CPU {cpus[0]:.1f} to {cpus[-1]:.1f} s, peak memory {peaks[0]:,.0f} to {peaks[-1]:,.0f} MiB")
     within = walls[0] <= BUDGET_SECONDS and peaks[-1] * 1024**2 <= BUDGET_BYTES
-    print(f"budget 30 s and 2 GiB (best wall, largest peak): {'met' if within else 'NOT met'}")
+    print(f"budget {BUDGET_SECONDS:g} s and {BUDGET_BYTES / 1024**2:,.0f} MiB (best wall, largest peak): "
+          f"{'met' if within else 'NOT met'}; memory alone: {'met' if peaks[-1] * 1024**2 <= BUDGET_BYTES else 'NOT met'}")
     for i in range(max(1, args.stage_repeats)):
         stages = measure_stages(design)
         print(f"stages, run {i + 1} ({stages['rows']:,} rows read, {stages['episodes']:,} episodes in the window; "
               f"peak = VmHWM{' reset at each stage start' if stages['peak_reset'] else ' (not resettable here: process peak so far)'}):")
-        for name, seconds, peak, rss in stages["stages"]:
+        print("     wall      CPU")
+        for name, seconds, peak, rss, cpu in stages["stages"]:
             memory = f"peak {peak / 1024**2:6,.0f} MiB, after {rss / 1024**2:6,.0f} MiB" if peak and rss else ""
-            print(f"  {seconds:7.2f} s  {memory}  {name}")
+            print(f"  {seconds:7.2f} s {cpu:7.2f} s  {memory}  {name}")
     return 0
 
 

@@ -106,6 +106,7 @@ def _parse_iso(text: pd.Series, empty: pd.Series, where: str, column: str, kind:
         if mine.any() and theirs.any():
             first_is_mine = bool(mine[present].iloc[0])
             bad = first_bad(present & (theirs if first_is_mine else mine))
+            assert bad is not None  # both forms are present, so a row of the later form exists
             value = str(text.iloc[bad])[:40]
             if name == "zoned":
                 what = (f"'{value}' in column '{column}' has no time zone, but earlier date-times do" if first_is_mine
@@ -218,38 +219,44 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
         # first, while nothing else is built: hashing millions of ids takes memory for a moment
         _check_unique_episodes(raw[columns["episode"]], where, columns["episode"], kind)
         release_unused_memory()
-    episodes = pd.DataFrame({"row": np.arange(n)})
-    episodes["unit"] = _unit_values(raw[columns["unit"]], where, columns["unit"], kind)
+    # the columns are built as arrays and put in the frame once at the end, without a copy
+    # (pandas copies an array assigned to a column: on a national extract that is a second
+    # copy of every column for a moment)
+    built: dict = {"row": np.arange(n)}
+    built["unit"] = _unit_values(raw[columns["unit"]], where, columns["unit"], kind)
     formats = date_formats or {}
     reported = parse_timestamps(raw[columns["reported_at"]], where, columns["reported_at"], kind, False,
                                 formats.get("reported_at"))
-    episodes["reported_at"] = reported.to_numpy()
+    reported_at = built["reported_at"] = reported.to_numpy()
     zones = {"reported_at": reported.attrs.get("zoned", False)}
+    del reported
     if "found_at" in columns:
         found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True, formats.get("found_at"))
         zones["found_at"] = found.attrs.get("zoned", False) if found.notna().any() else zones["reported_at"]
-        episodes["found_at"] = found.to_numpy()
-        bad = first_bad(episodes["found_at"].to_numpy() < episodes["reported_at"].to_numpy())
+        found_at = built["found_at"] = found.to_numpy()
+        del found
+        bad = first_bad(found_at < reported_at)
         if bad is not None:
-            raise EvalkitError(where, f"found_at ({episodes['found_at'].iloc[bad]}) is before reported_at ({episodes['reported_at'].iloc[bad]})",
+            raise EvalkitError(where, f"found_at ({pd.Timestamp(found_at[bad])}) is before reported_at ({pd.Timestamp(reported_at[bad])})",
                                "correct the dates or swap the columns in data.columns", key=row_label(bad, kind))
     else:
-        episodes["found_at"] = pd.Series(pd.NaT, index=episodes.index, dtype="datetime64[ns]")
+        found_at = built["found_at"] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
     if "person" in columns:
         person = raw[columns["person"]]
         if isinstance(person.dtype, pd.CategoricalDtype) and not person.cat.categories.hasnans:
-            episodes["person"] = person.array  # pseudonymised at reading: already clean
+            built["person"] = person.array  # pseudonymised at reading: already clean
         else:
             codes, categories = text_codes(person)
-            episodes["person"] = _categorical(codes, categories)
+            built["person"] = _categorical(codes, categories)
+        del person
     for role in ("sex", "risk"):
         if role in columns:
             codes, categories = text_codes(raw[columns[role]])
-            episodes[role] = _categorical(codes, categories)
+            built[role] = _categorical(codes, categories)
     if "age" in columns:
-        episodes["age"] = _ages(raw[columns["age"]], where, columns["age"], kind)
+        built["age"] = _ages(raw[columns["age"]], where, columns["age"], kind)
     if "looked_after" in columns:
-        episodes["looked_after"] = _parse_flag(raw[columns["looked_after"]], where, columns["looked_after"], kind)
+        built["looked_after"] = _parse_flag(raw[columns["looked_after"]], where, columns["looked_after"], kind)
     if extracted_at is not None:
         date_alone = extracted_at.tzinfo is None and extracted_at == extracted_at.normalize() + pd.Timedelta(days=1, microseconds=-1)
         if not date_alone:  # a date alone (the end of that day) sits with zoned and local data alike
@@ -263,13 +270,11 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
                            f"{' and '.join(without)} {'does' if len(without) == 1 else 'do'} not, so "
                            "durations between them are unknown", "give every date-time the same kind of time (all with "
                            "a zone, or all local), in the data and in data.extracted_at")
-    reported = episodes["reported_at"]
     if extracted_at is not None:
-        late = first_bad(reported.to_numpy() > np.datetime64(extracted_at))
+        late = first_bad(reported_at > np.datetime64(extracted_at))
         if late is not None:
-            raise EvalkitError(where, f"episode reported ({reported.iloc[late]}) after the extract was taken ({extracted_at:%Y-%m-%d})",
+            raise EvalkitError(where, f"episode reported ({pd.Timestamp(reported_at[late])}) after the extract was taken ({extracted_at:%Y-%m-%d})",
                                "correct data.extracted_at or the record", key=row_label(late, kind))
-    found_at = episodes["found_at"].to_numpy()
     open_or_late = np.isnat(found_at)
     if extracted_at is not None:
         open_or_late |= found_at > np.datetime64(extracted_at)
@@ -280,17 +285,23 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
             raise EvalkitError(where, "episodes without found_at need data.extracted_at to be censored at",
                                "add data.extracted_at: <date the extract was taken>", key=row_label(bad, kind))
         end = found_at
-    elapsed = (end - reported.to_numpy()).astype("timedelta64[ns]").astype(np.int64)
-    episodes["hours_to_found"] = elapsed / 3.6e12
-    episodes["censored"] = open_or_late
-    return episodes
+    elapsed = (end - reported_at).astype("timedelta64[ns]").astype(np.int64)
+    del end
+    built["hours_to_found"] = elapsed / 3.6e12
+    del elapsed
+    built["censored"] = open_or_late
+    return pd.DataFrame(built, copy=False)
 
 
-def _unit_values(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
-    """Unit ids, one per row: integer ids stay integers, text ids are stripped."""
+def _unit_values(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray | pd.Categorical:
+    """Unit ids, one per row: integer ids stay integers, text ids are stripped.
+
+    Text ids are a Categorical (one byte per episode for a few dozen areas, where a text
+    column holds every area's name again on each of millions of rows).
+    """
     if pd.api.types.is_integer_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
-        if values.isna().any():
-            bad = first_bad(values.isna())
+        bad = first_bad(values.isna())
+        if bad is not None:
             raise EvalkitError(where, f"column '{column}' is empty", "every episode needs its area", key=row_label(bad, kind))
         return values.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(values):
@@ -304,7 +315,9 @@ def _unit_values(values: pd.Series, where: str, column: str, kind: str) -> np.nd
     if bad is not None:
         raise EvalkitError(where, f"column '{column}' is empty", "every episode needs its area", key=row_label(bad, kind))
     ids = coerce_unit_ids(pd.Series(categories, dtype="string"))
-    return np.asarray(ids.to_numpy(), dtype=ids.dtype if ids.dtype == np.int64 else object)[codes]
+    if ids.dtype == np.int64:
+        return ids.to_numpy()[codes]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(ids.to_numpy(dtype=object)))
 
 
 def _check_unique_episodes(values: pd.Series, where: str, column: str, kind: str) -> None:
@@ -384,7 +397,7 @@ def _parse_flag(values: pd.Series, where: str, column: str, kind: str) -> np.nda
     if bad is not None:
         raise EvalkitError(where, f"'{str(values.iloc[bad]).strip()[:40]}' in column '{column}' is not yes/no",
                            "write 1/0, true/false or yes/no", key=row_label(bad, kind))
-    flags = pd.array(np.append(parsed.to_numpy(dtype=object), None)[codes], dtype="boolean")
+    flags = pd.array(np.append(parsed.to_numpy(dtype=object), [None])[codes], dtype="boolean")
     return flags.to_numpy(dtype=object, na_value=pd.NA) if flags.isna().any() else flags.to_numpy(dtype=bool)
 
 
@@ -429,6 +442,9 @@ def unit_positions(values: pd.Series, units: list) -> np.ndarray:
     Text units are looked up with Arrow (``index_in``): a hash of millions of Python
     strings against a few dozen areas is ten times slower through a pandas Index.
     """
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the distinct areas looked up once, then their codes
+        lookup = np.append(pd.Index(units).get_indexer(values.cat.categories), -1)
+        return lookup[values.cat.codes.to_numpy()].astype(np.int64)
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype) \
             and not isinstance(values.dtype, pd.CategoricalDtype):
         if all(isinstance(u, str) for u in units):
@@ -444,6 +460,24 @@ def unit_positions(values: pd.Series, units: list) -> np.ndarray:
     return pd.Index(units).get_indexer(values)
 
 
+def period_positions(period: pd.Series, periods: pd.PeriodIndex) -> np.ndarray:
+    """Position of each row's period in ``periods`` (-1 outside or missing).
+
+    For a run of consecutive periods of the column's own frequency (every analysis
+    window) the position is the period's ordinal minus the first one's: no hash table
+    of millions of periods, as ``get_indexer`` builds. Anything else goes through
+    ``get_indexer``.
+    """
+    array = period.array
+    ordinals = getattr(array, "asi8", None)
+    span = periods.asi8
+    if ordinals is not None and len(span) and array.dtype == periods.dtype and bool((np.diff(span) == 1).all()):
+        position = ordinals - span[0]
+        position[(position < 0) | (position >= len(periods)) | (ordinals == np.iinfo(np.int64).min)] = -1
+        return position
+    return periods.get_indexer(period)
+
+
 def derive_counts(episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) -> pd.DataFrame:
     """Reports, distinct persons and repeat reports per unit and period, zero-filled.
 
@@ -451,7 +485,7 @@ def derive_counts(episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) 
     the window. Returns one row per (unit, period), units outer, in the given orders.
     """
     unit_position = unit_positions(episodes["unit"], units)
-    period_position = periods.get_indexer(episodes["period"])
+    period_position = period_positions(episodes["period"], periods)
     inside = (unit_position >= 0) & (period_position >= 0)
     n_cells = len(units) * len(periods)
     cell = unit_position[inside].astype(np.int64) * len(periods) + period_position[inside]

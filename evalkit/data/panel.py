@@ -17,7 +17,29 @@ def parse_period_column(raw: pd.DataFrame, time_columns: list[str], frequency: s
 
     Returns the periods and whether they are whole years given for a finer frequency
     (an annual exposure to be spread over the months or quarters of each year).
+
+    A text column is parsed through its distinct values (a panel repeats each period on
+    every unit's row): when they all parse, each row takes its value's period; when one
+    does not, the rows themselves are parsed, so the error names the first bad row.
     """
+    if len(time_columns) == 1 and len(raw) > 1:
+        values = raw[time_columns[0]]
+        if not (pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values)):
+            codes, distinct = pd.factorize(values)
+            if len(distinct) < len(values) and (codes >= 0).all():
+                small = pd.DataFrame({time_columns[0]: pd.Series(distinct, dtype=values.dtype)})
+                small.attrs["kind"] = raw.attrs.get("kind", "csv")
+                try:
+                    periods, yearly = _parse_periods(small, time_columns, frequency, where, allow_year_only, date_format)
+                except EvalkitError:
+                    pass  # parsed row by row below, to name the row
+                else:
+                    return pd.Series(periods.array.take(codes), index=raw.index), yearly
+    return _parse_periods(raw, time_columns, frequency, where, allow_year_only, date_format)
+
+
+def _parse_periods(raw: pd.DataFrame, time_columns: list[str], frequency: str, where: str,
+                   allow_year_only: bool = False, date_format: str | None = None) -> tuple[pd.Series, bool]:
     kind = raw.attrs.get("kind", "csv")
     freq = FREQUENCIES[frequency]
     if len(time_columns) == 2:
@@ -86,13 +108,16 @@ def _integers(values: pd.Series, where: str, column: str, kind: str) -> np.ndarr
 
 def numeric_column(values: pd.Series, where: str, column: str, kind: str, allow_missing: bool = False) -> np.ndarray:
     """A numeric column; a non-number is an error naming its row."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    fast = _arrow_numbers(values)
+    if fast is not None:  # Arrow text that Arrow reads exactly as pandas would: no error possible here
+        numbers = pd.Series(fast, index=values.index)
+    elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values.astype("float64")
         text_missing = numbers.isna()
     else:
         text = values.astype("string").str.strip()
         text_missing = text.isna() | (text == "") | text.str.lower().isin(["na", "nan", "null"])
-        numbers = pd.to_numeric(text.where(~text_missing), errors="coerce").astype("float64")
+        numbers = _to_float(text.where(~text_missing))
         bad = first_bad(numbers.isna() & ~text_missing)
         if bad is not None:
             raise EvalkitError(where, f"'{str(text.iloc[bad])[:40]}' in column '{column}' is not a number",
@@ -111,8 +136,73 @@ def numeric_column(values: pd.Series, where: str, column: str, kind: str, allow_
 def unit_column(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(values):
         return values.to_numpy()
-    text = values.astype("string").str.strip()
-    bad = first_bad(text.isna() | (text == ""))
+    # each distinct id once (a panel repeats it on every period's row), then one per row
+    codes, distinct = pd.factorize(values)
+    text = pd.Series(distinct).astype("string").str.strip()
+    empty = np.append((text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True), True)  # code -1: a missing cell
+    bad = first_bad(empty[codes])
     if bad is not None:
         raise EvalkitError(where, f"column '{column}' is empty", "every row needs its unit", key=row_label(bad, kind))
-    return coerce_unit_ids(text).to_numpy()
+    return coerce_unit_ids(text).to_numpy()[codes]
+
+
+def _arrow_numbers(values: pd.Series) -> np.ndarray | None:
+    """:func:`numeric_column`'s reading of a text column, in Arrow alone: float64 with NaN
+    for a missing cell (empty, NA, NaN, null). None when the column is not Arrow text, or
+    when any value needs pandas (:func:`_to_float`), or is not a number: the caller then
+    reads the column as before, and its error names the row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(values.dtype, pd.StringDtype) or not len(values):
+        return None
+    try:
+        text = values.array.__arrow_array__()
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        stripped = pc.utf8_trim_whitespace(text)
+        missing = pc.or_(pc.is_null(stripped),
+                         pc.fill_null(pc.is_in(pc.utf8_lower(stripped), value_set=pa.array(["", "na", "nan", "null"])), True))
+        longest = pc.max(pc.binary_length(stripped)).as_py()
+        if longest is None or longest > _ARROW_CHARS:
+            return None
+        numbers = pc.cast(pc.if_else(missing, pa.scalar(None, stripped.type), stripped), pa.float64())
+        numbers = numbers.to_numpy(zero_copy_only=False)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if (np.isnan(numbers) & ~missing.to_numpy(zero_copy_only=False)).any() or (np.signbit(numbers) & (numbers == 0)).any():
+        return None  # a NaN spelled otherwise ("+nan"): pandas' error; a negative zero: pandas' reading
+    return numbers
+
+
+#: text longer than this (so possibly more digits) is parsed by pandas itself (see :func:`_to_float`)
+_ARROW_CHARS = 17
+
+
+def _to_float(text: pd.Series) -> pd.Series:
+    """``pd.to_numeric(text, errors="coerce")`` as float64, through Arrow's parser when it is
+    certain to give the same numbers.
+
+    Arrow parses text to doubles several times faster than pandas (which goes through a
+    Python object per value). Both round correctly at up to 17 significant digits (checked
+    on 1.5 million values in five formats: no difference). A column with a value longer
+    than 17 characters (it may have more digits), a negative zero (pandas reads ``-0`` as
+    the integer 0) or any text Arrow refuses (pandas makes it NaN: the caller's error) is
+    left to pandas, so the result is always what pandas gives.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(text, from_pandas=True)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)) and len(array):
+            longest = pc.max(pc.binary_length(array)).as_py()
+            if longest is not None and longest <= _ARROW_CHARS:
+                numbers = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+                if not (np.signbit(numbers) & (numbers == 0)).any():
+                    return pd.Series(numbers, index=text.index)
+    except (pa.ArrowException, TypeError, ValueError):
+        pass  # text Arrow does not read as a number: pandas decides, value by value
+    return pd.to_numeric(text, errors="coerce").astype("float64")

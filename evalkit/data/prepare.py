@@ -9,7 +9,9 @@ adoption period of each unit.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,6 +69,16 @@ def _column_list(value) -> list[str]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _one_column(design: Design, columns: Mapping[Any, str | list[str]], role: str,
+                key: str = "data.columns") -> str:
+    """The column a role names: only ``time`` may name several ([year, month])."""
+    name = columns[role]
+    if isinstance(name, list):
+        raise EvalkitError(design.where, f"{key}.{role} names {len(name)} columns, but {role} is one column",
+                           f"give {key}.{role} one column name", key=f"{key}.{role}")
+    return name
+
+
 def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData:
     """Load and validate the design's data: from ``data.source``, or from ``frame`` when given
     (a pandas DataFrame in the design's layout, read exactly as the same rows from a file).
@@ -88,13 +100,14 @@ def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData
     where = spec.source
     columns = dict(spec.columns)
     if spec.layout == "episodes":
-        needed = [columns[r] for r in columns if r in ("unit", "reported_at", "found_at", "person", "episode",
-                                                        "age", "sex", "looked_after", "risk")]
-        raw = read_source(design, needed, categorical=[columns[r] for r in ("unit", "sex", "risk") if r in columns],
-                          frame=frame)
+        needed = [_one_column(design, columns, r) for r in columns
+                  if r in ("unit", "reported_at", "found_at", "person", "episode", "age", "sex", "looked_after", "risk")]
+        raw = read_source(design, needed, categorical=[_one_column(design, columns, r) for r in ("unit", "sex", "risk")
+                                                       if r in columns], frame=frame)
         with stage("validate episodes"):
             episodes = validate_episodes(raw, columns, where, design.extracted_at,
-                                         {role: spec.date_format_for(role) for role in ("reported_at", "found_at")})
+                                         {"reported_at": spec.date_format_for("reported_at"),
+                                          "found_at": spec.date_format_for("found_at")})
         rows, digest = len(raw), raw.attrs["digest"]
         raw = None  # the file's columns are no longer needed: free them before deriving
         release_unused_memory()
@@ -103,9 +116,9 @@ def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData
     else:
         needed = _column_list(columns["time"])
         if "unit" in columns:
-            needed.append(columns["unit"])
+            needed.append(_one_column(design, columns, "unit"))
         if "exposure" in columns:
-            needed.append(columns["exposure"])
+            needed.append(_one_column(design, columns, "exposure"))
         needed += [o.column for o in design.outcomes if o.column]
         needed += predictor_columns(design)
         needed += [c for c in covariate_columns(design) if c not in needed]
@@ -238,13 +251,18 @@ def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
     periods_col, _ = parse_period_column(raw, _column_list(columns["time"]), design.data.frequency, where,
                                          date_format=design.data.date_format_for("time"))
     panel = pd.DataFrame({"row": np.arange(len(raw))})
-    panel["unit"] = unit_column(raw[columns["unit"]], where, columns["unit"], kind) if "unit" in columns else "series"
+    if "unit" in columns:
+        unit = _one_column(design, columns, "unit")
+        panel["unit"] = unit_column(raw[unit], where, unit, kind)
+    else:
+        panel["unit"] = "series"
     panel["period"] = periods_col.array  # keep the PeriodArray: to_numpy() boxes every row as an object
     dup = first_bad(pd.Series(panel.duplicated(["unit", "period"]).to_numpy()))
     if dup is not None:
         raise EvalkitError(where, f"unit '{panel['unit'].iloc[dup]}' has period {panel['period'].iloc[dup]} twice",
                            "keep one row per unit and period", key=row_label(dup, kind))
     for outcome in design.outcomes:
+        assert outcome.column is not None  # check_design: every panel outcome names its column
         values = numeric_column(raw[outcome.column], where, outcome.column, kind, allow_missing=outcome.measure == "continuous")
         if outcome.measure == "count":
             bad = first_bad(pd.Series(values < 0))
@@ -260,8 +278,9 @@ def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
         if column not in panel:
             panel[column] = numeric_column(raw[column], where, column, kind, allow_missing=True)
     if "exposure" in columns:
-        panel["exposure"] = numeric_column(raw[columns["exposure"]], where, columns["exposure"], kind)
-        _check_exposure(panel["exposure"].to_numpy(), where, columns["exposure"], kind)
+        exposure = _one_column(design, columns, "exposure")
+        panel["exposure"] = numeric_column(raw[exposure], where, exposure, kind)
+        _check_exposure(panel["exposure"].to_numpy(), where, exposure, kind)
     periods = _window(design, panel["period"])
     panel = panel[(panel["period"] >= periods[0]) & (panel["period"] <= periods[-1])]
     units = sorted(panel["unit"].unique().tolist(), key=_unit_sort_key)
@@ -285,17 +304,20 @@ def _check_exposure(values: np.ndarray, where: str, column: str, kind: str) -> N
 
 def attach_exposure(design: Design, panel: pd.DataFrame):
     spec = design.data.exposure
+    assert spec is not None  # called only when data.exposure is declared
     path = design.resolve(spec.source)
     where = spec.source
     cols = spec.columns
     time_cols = _column_list(cols.get("time")) if cols.get("time") else []
-    needed = time_cols + ([cols["unit"]] if "unit" in cols else []) + [cols["value"]]
+    unit = _one_column(design, cols, "unit", "data.exposure.columns") if "unit" in cols else None
+    value_column = _one_column(design, cols, "value", "data.exposure.columns")
+    needed = time_cols + ([unit] if unit is not None else []) + [value_column]
     raw = read_table(path, where, needed, "data.exposure.source")
     kind = raw.attrs.get("kind", "csv")
-    value = numeric_column(raw[cols["value"]], where, cols["value"], kind)
-    _check_exposure(value, where, cols["value"], kind)
+    value = numeric_column(raw[value_column], where, value_column, kind)
+    _check_exposure(value, where, value_column, kind)
     table = pd.DataFrame({"exposure": value})
-    table["unit"] = unit_column(raw[cols["unit"]], where, cols["unit"], kind) if "unit" in cols else "series"
+    table["unit"] = unit_column(raw[unit], where, unit, kind) if unit is not None else "series"
     if not time_cols:
         raise EvalkitError(design.where, "exposure needs a time column", "add data.exposure.columns.time (a year or a period)",
                            key="data.exposure.columns")
@@ -419,13 +441,16 @@ def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
     values = raw[column].astype("string").str.strip()
     never = values.isna() | values.isin(["", "0", "0.0", "NA", "nan"])
     result: dict = {}
-    unit_values = unit_column(raw[design.data.columns["unit"]], where, design.data.columns["unit"], kind)
+    unit_name = _one_column(design, design.data.columns, "unit")
+    unit_values = unit_column(raw[unit_name], where, unit_name, kind)
     rows = np.flatnonzero(~never.to_numpy())
     # a panel repeats the adoption period on every row of a unit: parse each distinct
     # (unit, value) pair once, at its first row (same errors, same rows named)
-    pairs = pd.DataFrame({"unit": pd.Series(unit_values).iloc[rows].astype(str).to_numpy(),
-                          "value": values.iloc[rows].to_numpy()})
-    for position in rows[~pairs.duplicated().to_numpy()]:
+    # the first row of each distinct pair, in row order, from the pair's integer codes
+    unit_codes = pd.factorize(unit_values[rows])[0].astype(np.int64)
+    value_codes = pd.factorize(values.iloc[rows])[0].astype(np.int64)
+    _, first = np.unique(unit_codes * (int(value_codes.max(initial=0)) + 1) + value_codes, return_index=True)
+    for position in rows[np.sort(first)]:
         text = values.iloc[position]
         text = text[:-2] if text.endswith(".0") else text
         try:

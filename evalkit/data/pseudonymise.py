@@ -19,6 +19,7 @@ result is a Categorical of pseudonyms with the original codes.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import secrets
@@ -31,6 +32,7 @@ from ..errors import EvalkitError
 DEFAULT_KEY_ENV = "EVALKIT_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16
 _BLOCK = 64  # SHA-256 block size, for the HMAC pads
+_HASH_BLOCK = 1 << 16  # identifiers hashed per block
 
 KEY_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
 
@@ -88,7 +90,7 @@ def _hmac_digests(key: bytes, messages) -> bytes:
     key = key.ljust(_BLOCK, b"\0")
     inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in key)).copy
     outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
-    digests = []
+    digests: list[bytes] = []
     append = digests.append
     for message in messages:
         inner = inner_copy()
@@ -105,7 +107,8 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     Parameters
     ----------
     values : Series
-        Identifiers as read (text, numbers or a Categorical). Surrounding spaces are
+        Identifiers as read (text, numbers, a Categorical, or an Arrow dictionary as a
+        Parquet text column is read by :func:`evalkit.data.sources.read_table`). Surrounding spaces are
         ignored, so ``" C1"`` and ``"C1"`` are one person; numbers are hashed as their
         text (``17`` and ``17.0`` as ``"17"``).
     key : bytes
@@ -124,14 +127,43 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     offsets = np.frombuffer(identifiers.buffers()[1], dtype=np.int64 if pa.types.is_large_string(identifiers.type)
                             else np.int32)[identifiers.offset:identifiers.offset + len(identifiers) + 1]
     view = memoryview(data) if data is not None else memoryview(b"")
-    digests = _hmac_digests(key, (view[start:end] for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist())))
-    hexed = digests.hex().encode("ascii")
     count = len(identifiers)
+    hexed = bytearray(64 * count)
+    # in blocks: a million identifiers' Python-level bounds and digests are never held at once
+    for first in range(0, count, _HASH_BLOCK):
+        last = min(count, first + _HASH_BLOCK)
+        bounds = offsets[first:last + 1].tolist()
+        digests = _hmac_digests(key, (view[start:end] for start, end in zip(bounds[:-1], bounds[1:])))
+        hexed[64 * first:64 * last] = binascii.hexlify(digests)
     hashed = pa.Array.from_buffers(pa.string(), count,
                                    [None, pa.py_buffer(np.arange(0, 64 * count + 1, 64, dtype=np.int32)), pa.py_buffer(hexed)])
     categories = pd.Index(pd.arrays.ArrowStringArray(hashed))
+    codes = codes.astype(np.int32 if count < 2**31 - 1 else np.int64, copy=False)
+    return pd.Series(categorical_of_distinct(codes, categories), index=values.index, name=values.name)
+
+
+def categorical_of_distinct(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
+    """A Categorical from valid codes (-1 for missing) and categories known to be distinct.
+
+    ``pandas.Categorical.from_codes`` checks that the categories are distinct with a hash
+    table of a Python string per value, and keeps that table on the categories: for a
+    million pseudonyms about 180 MiB and half a second, held for the whole run. The
+    pseudonyms are distinct by construction (the HMAC of distinct identifiers), so the
+    dtype is made without the check (pandas' ``CategoricalDtype._from_fastpath``, used by
+    pandas itself for the same purpose); a pandas without it gets the checked path, and
+    its table is dropped afterwards. Either way the Categorical is the same.
+    """
+    fastpath = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+    if fastpath is not None:
+        try:
+            return pd.Categorical.from_codes(codes, dtype=fastpath(categories, False), validate=False)
+        except (TypeError, ValueError):  # a pandas whose fast path differs: the checked path below
+            pass
     categorical = pd.Categorical.from_codes(codes, categories=categories)
-    return pd.Series(categorical, index=values.index, name=values.name)
+    cache = getattr(categories, "_cache", None)  # pandas' cache of the check's hash table
+    if isinstance(cache, dict):
+        cache.pop("_engine", None)
+    return categorical
 
 
 def _codes_and_identifiers(values: pd.Series):
@@ -145,6 +177,28 @@ def _codes_and_identifiers(values: pd.Series):
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy().astype(np.int64)
         text = _as_text(pd.Series(values.cat.categories))
+    elif isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_dictionary(values.dtype.pyarrow_dtype):
+        # an Arrow dictionary (a Parquet text column read as one), one per row group: the
+        # dictionaries are put end to end and their indices shifted to match; the merge
+        # below (one hash of the distinct values) makes them one. Cheaper than unifying
+        # the dictionaries first, which hashes every value once more.
+        # The batches of one row group share its dictionary (the same buffers): it is put in once.
+        chunks = values.array.__arrow_array__().chunks
+        parts, dictionaries, starts, start = [], [], {}, 0
+        for chunk in chunks:
+            dictionary = chunk.dictionary
+            same = (dictionary.offset, len(dictionary), *(b.address if b is not None else 0 for b in dictionary.buffers()))
+            if same not in starts:
+                starts[same] = start
+                dictionaries.append(dictionary)
+                start += len(dictionary)
+            indices = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            parts.append(np.where(indices >= 0, indices + starts[same], -1))
+        codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        value_type = values.dtype.pyarrow_dtype.value_type
+        text = pa.concat_arrays(dictionaries) if dictionaries else pa.array([], value_type)
+        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+            text = _as_text(pd.Series(text.to_pandas()))
     else:
         encoded = _as_text(values).dictionary_encode()
         codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)

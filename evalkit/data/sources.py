@@ -15,7 +15,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +79,43 @@ def sha256_of(paths) -> str:
 
 
 def release_unused_memory() -> None:
-    """Hand memory Arrow's pool keeps after a large read back to the system (it keeps it otherwise)."""
+    """Hand memory freed after a large step back to the system (the allocators keep it otherwise).
+
+    Arrow's pool (mimalloc or jemalloc) keeps freed pages for reuse, and so does glibc's
+    malloc for numpy and pandas buffers (in per-thread arenas it trims only at their top):
+    after reading and validating a national extract that is hundreds of MiB no longer used
+    but still resident, and it counts towards the run's peak when the analyses allocate
+    beside it. ``malloc_trim(0)`` (glibc only: looked up in the running C library, skipped
+    elsewhere) returns the free pages of every arena. Neither call changes any value.
+    """
     try:
         import pyarrow as pa
 
         pa.default_memory_pool().release_unused()
     except Exception:  # an allocator without the call: nothing to release
         pass
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+_TRIM: list = []
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None on another C library or system (looked up once)."""
+    if not _TRIM:
+        function = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                function = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
+                function.argtypes, function.restype = [ctypes.c_size_t], ctypes.c_int
+            except (OSError, AttributeError):  # musl and others have no malloc_trim
+                function = None
+        _TRIM.append(function)
+    return _TRIM[0]
 
 
 def read_source(design, columns: list[str], categorical=(), frame: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -111,7 +143,7 @@ def read_source(design, columns: list[str], categorical=(), frame: pd.DataFrame 
 
     spec = design.data
     person = spec.columns.get("person") if spec.layout == "episodes" else None
-    key = None
+    key: bytes | None = None
     if person is not None:
         # before reading: a missing key is reported at once, not after a long read
         key = pseudonym_key(spec.person_key_env, spec.person_key, design.where)
@@ -129,9 +161,12 @@ def read_source(design, columns: list[str], categorical=(), frame: pd.DataFrame 
                 frame[column] = frame[column].astype("category")
     else:
         path = design.resolve(spec.source)
-        frame = read_table(path, spec.source, columns, "data.source", categorical=categorical)
+        # a Parquet person column is read as a dictionary: only the distinct identifiers are
+        # ever strings, and they are hashed at once
+        frame = read_table(path, spec.source, columns, "data.source", categorical=categorical,
+                           dictionary=[person] if person is not None else [])
         frame.attrs["digest"] = path
-    if person is not None:
+    if person is not None and key is not None:  # a person column always has its key (read above)
         with stage("pseudonymise person identifiers"):
             frame[person] = pseudonymise(frame[person], key)
             release_unused_memory()
@@ -172,7 +207,7 @@ def read_frame(frame: pd.DataFrame, columns: list[str], categorical=()) -> pd.Da
     return selected
 
 
-def read_table(path: Path, where: str, columns: list[str], key: str, categorical=()) -> pd.DataFrame:
+def read_table(path: Path, where: str, columns: list[str], key: str, categorical=(), dictionary=()) -> pd.DataFrame:
     """Read the named columns of a CSV or Parquet file, every value as text (CSV) or as stored.
 
     Parameters
@@ -187,6 +222,12 @@ def read_table(path: Path, where: str, columns: list[str], key: str, categorical
         The design key that named the file (``data.source``), for messages.
     categorical : iterable of str
         Columns to read as pandas Categoricals.
+    dictionary : iterable of str
+        Parquet text columns to leave as Arrow dictionaries (``pandas.ArrowDtype``), for a
+        column replaced right after reading: the person ids, which
+        :func:`evalkit.data.pseudonymise.pseudonymise` reads as dictionary and indices, so
+        the identifiers never become a pandas Categorical (whose check of a million
+        distinct values builds a hash table of Python strings). A CSV reads them as text.
     """
     if is_database_url(str(where)):
         raise EvalkitError(where, "a database URL is only accepted as data.source",
@@ -204,7 +245,7 @@ def read_table(path: Path, where: str, columns: list[str], key: str, categorical
     categorical = [c for c in dict.fromkeys(categorical) if c in wanted]
     with stage(f"read {path.name}"):
         if kind == "parquet":
-            frame = _read_parquet(path, where, wanted, key, categorical)
+            frame = _read_parquet(path, where, wanted, key, categorical, [c for c in dictionary if c in wanted])
         else:
             frame = _read_csv(path, where, wanted, key, categorical)
     if len(frame) == 0:
@@ -240,7 +281,7 @@ def _read_csv(path: Path, where: str, wanted: list[str], key: str, categorical: 
     _check_delimiter(names, wanted, head, sep, where)
     check_columns(names, wanted, where, key)
     # the header as written (spaces around a name are forgiven): wanted name -> file name
-    as_written = {}
+    as_written: dict[str, str] = {}
     for name, raw_name in zip(names, raw_names):
         as_written.setdefault(name, raw_name)
     file_columns = [as_written[c] for c in wanted]
@@ -439,6 +480,8 @@ def check_field_lengths(frame: pd.DataFrame, where: str, kind: str) -> None:
         if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(values) \
                 or pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
+        if _longest_text(values) <= MAX_FIELD_CHARS:  # the usual case, from Arrow's lengths alone
+            continue
         lengths = values.astype("string").str.len()
         bad = first_bad(lengths > MAX_FIELD_CHARS)
         if bad is not None:
@@ -447,16 +490,47 @@ def check_field_lengths(frame: pd.DataFrame, where: str, kind: str) -> None:
                                key=row_label(bad, kind))
 
 
+def _longest_text(values: pd.Series) -> float:
+    """The most characters in a text column held by Arrow (pandas' ``str``), or infinity when
+    the column is not Arrow text (the caller then measures every value itself)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrow = getattr(values.array, "__arrow_array__", None)
+    if arrow is None or not isinstance(values.dtype, pd.StringDtype):
+        return float("inf")
+    try:
+        longest = pc.max(pc.utf8_length(arrow())).as_py()
+    except (pa.ArrowException, TypeError):
+        return float("inf")
+    return 0 if longest is None else longest
+
+
 # ----------------------------------------------------------------------------- Parquet
-def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categorical: list[str]) -> pd.DataFrame:
+def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categorical: list[str],
+                  dictionary: Sequence[str] = ()) -> pd.DataFrame:
+    """Read the wanted columns of a Parquet file.
+
+    Text columns read as Categoricals (areas, grades, person ids) are decoded straight
+    into Arrow dictionaries (``read_dictionary``): the millions of strings are never
+    materialised, only each row group's distinct values and an int32 index per row. The
+    table is handed to pandas column by column (``self_destruct``), so the Arrow copy of a
+    column is freed as soon as its pandas copy exists. Columns in ``dictionary`` stay Arrow
+    dictionaries (:func:`read_table`).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
-        check_columns(names, wanted, where, key)
+        schema = parquet.schema_arrow
+        check_columns(schema.names, wanted, where, key)
+        text_types = (pa.types.is_string, pa.types.is_large_string)
+        as_dictionary = [c for c in dict.fromkeys([*categorical, *dictionary])
+                         if any(is_text(schema.field(c).type) for is_text in text_types)]
+        if as_dictionary:
+            parquet = pq.ParquetFile(path, read_dictionary=as_dictionary)
         groups = []
         with stage(f"read {path.name} row groups", total=parquet.num_row_groups) as advance:
             for group in range(parquet.num_row_groups):
@@ -464,11 +538,21 @@ def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categoric
                 advance(1)
         table = pa.concat_tables(groups) if groups else parquet.schema_arrow.empty_table().select(wanted)
         del groups
-        arrays = {}
+        arrays, kept = {}, {}
         for name in wanted:
             column = table.column(name)
             text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-            if text and len(column):
+            if name in as_dictionary and name in dictionary:
+                offset = 0
+                for chunk in column.chunks:  # each row group's own dictionary, in row order
+                    _check_dictionary_lengths(chunk, where, name, offset)
+                    offset += len(chunk)
+                kept[name] = column
+                continue
+            if name in as_dictionary and len(column):
+                column = column.combine_chunks()  # one dictionary for the whole column (chunks unified)
+                _check_dictionary_lengths(column, where, name)
+            elif text and len(column):
                 longest = pc.max(pc.utf8_length(column)).as_py()
                 if longest is not None and longest > MAX_FIELD_CHARS:
                     lengths = pc.utf8_length(column).to_numpy(zero_copy_only=False)
@@ -476,13 +560,17 @@ def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categoric
                     raise EvalkitError(where, f"a value in column '{name}' is {int(lengths[bad]):,} characters long",
                                        f"check the export: no field of an episode record is longer than {MAX_FIELD_CHARS:,} characters",
                                        key=row_label(bad, "parquet"))
-            if text and name in categorical:
-                column = column.combine_chunks().dictionary_encode()
+                if name in categorical:
+                    column = column.combine_chunks().dictionary_encode()
             arrays[name] = column
-        table = pa.table(arrays)
-        del arrays
-        frame = table.to_pandas()
+        table = pa.table(arrays) if arrays else None
+        del arrays, column
+        # no table: every wanted column stayed an Arrow dictionary, so nothing is converted
+        converted = table.to_pandas(split_blocks=True, self_destruct=True) if table is not None else pd.DataFrame()
         del table
+        frame = pd.DataFrame({name: pd.Series(pd.arrays.ArrowExtensionArray(kept[name])) if name in kept
+                              else converted[name] for name in wanted}, copy=False)
+        del converted, kept
         release_unused_memory()
     except EvalkitError:
         raise
@@ -490,6 +578,22 @@ def _read_parquet(path: Path, where: str, wanted: list[str], key: str, categoric
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise EvalkitError(where, f"cannot be read as Parquet ({first})", "check that it is a valid Parquet file") from None
     return frame
+
+
+def _check_dictionary_lengths(column, where: str, name: str, offset: int = 0) -> None:
+    """The field-length limit on a dictionary-encoded text column, checked on its distinct values
+    (``offset``: the row of the array's first value, for a chunk of a longer column)."""
+    import pyarrow.compute as pc
+
+    lengths = pc.utf8_length(column.dictionary).to_numpy(zero_copy_only=False)
+    too_long = np.nan_to_num(lengths.astype(float)) > MAX_FIELD_CHARS
+    if not too_long.any():
+        return
+    codes = pc.fill_null(column.indices, -1).to_numpy(zero_copy_only=False)
+    bad = int(np.flatnonzero(np.append(too_long, False)[codes])[0])
+    raise EvalkitError(where, f"a value in column '{name}' is {int(lengths[codes[bad]]):,} characters long",
+                       f"check the export: no field of an episode record is longer than {MAX_FIELD_CHARS:,} characters",
+                       key=row_label(offset + bad, "parquet"))
 
 
 def check_columns(present: list[str], wanted: list[str], where: str, key: str) -> None:
