@@ -30,7 +30,9 @@ new=$(tree_of "${2:-}" new)
 hashes "$base" > "$scratch/base.txt"
 hashes "$new" > "$scratch/new.txt"
 if diff "$scratch/base.txt" "$scratch/new.txt"; then
-  echo "byte-identical: $(wc -l < "$scratch/new.txt") files over $(ls "$new"/designs/*.yaml | wc -l) designs"
+  echo "byte-identical: $(grep -c -E ' (results.json|report.html) ' "$scratch/new.txt") files over" \
+       "$(grep -c ' results.json ' "$scratch/new.txt") designs" \
+       "($(grep -c 'run failed' "$scratch/new.txt") failed alike in both, e.g. a design with no data yet)"
 else
   exit 1
 fi

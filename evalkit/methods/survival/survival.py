@@ -613,8 +613,11 @@ def _placebo_check(design: Design, data, spec, key: str, horizon: float, common:
     first = min(position.values())
     limit = np.array([position.get(u, first) for u in uniques], dtype=np.int64)
     before = (codes >= 0) & (episode_position >= 0) & (episode_position < limit[codes])
-    placebo_data = replace(data, adoption=placebo, episodes=data.episodes.loc[before].reset_index(drop=True),
-                           adoption_dates={})
+    # only the columns the fit reads: a copy of every column was the national run's memory peak
+    columns = [c for c in ("unit", "period", "reported_at", "hours_to_found", "censored") if c in data.episodes]
+    placebo_data = replace(data, adoption=placebo, adoption_dates={},
+                           episodes=data.episodes.loc[before, columns].reset_index(drop=True))
+    del episode_position, codes, before
     placebo_spec = spec.model_copy(update={"transition": "include", "reps": 99})
     try:
         episodes, _ = _distinct_episodes(design, placebo_data, placebo_spec, key)
