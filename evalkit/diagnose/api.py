@@ -84,6 +84,13 @@ def make_simulator(design: Design, data=None, model: str = "data"):
     return PlantedSimulator(design, data)
 
 
+def _inference_name(spec) -> str | None:
+    """The inference an analysis declares, as diagnosis.json names it (its: errors and reference)."""
+    if spec.method in ("its", "controlled_its"):
+        return f"{spec.errors}, {spec.small_sample}" if spec.errors == "newey_west" else spec.errors
+    return getattr(spec, "inference", None) or getattr(spec, "se", None)
+
+
 def capped_randomization(design: Design, reps: int) -> Design:
     """The design with at most ``reps`` permutations in randomization-inference analyses.
 
@@ -366,7 +373,7 @@ def summarise(design: Design, simulator, rows: pd.DataFrame, sims: int, effects:
                       and c.get("false_positive_rate") is not None]
         analyses.append({
             "analysis": index, "method": spec.method, "outcome": spec.outcome,
-            "inference": getattr(spec, "inference", None) or getattr(spec, "se", None) or getattr(spec, "errors", None),
+            "inference": _inference_name(spec),
             "failed_fits": int(fits[fits["estimand"] == "(fit)"]["sim"].count()),
             "fits": int(fits.groupby(["sim", "effect"]).ngroups),
             "false_positive_rate": {c["estimand"]: [c["false_positive_rate"], c["false_positive_rate_se"]]
