@@ -22,20 +22,31 @@ def parse_period_column(raw: pd.DataFrame, time_columns: list[str], frequency: s
     every unit's row): when they all parse, each row takes its value's period; when one
     does not, the rows themselves are parsed, so the error names the first bad row.
     """
-    if len(time_columns) == 1 and len(raw) > 1:
-        values = raw[time_columns[0]]
-        if not (pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values)):
-            codes, distinct = pd.factorize(values)
-            if len(distinct) < len(values) and (codes >= 0).all():
-                small = pd.DataFrame({time_columns[0]: pd.Series(distinct, dtype=values.dtype)})
-                small.attrs["kind"] = raw.attrs.get("kind", "csv")
-                try:
-                    periods, yearly = _parse_periods(small, time_columns, frequency, where, allow_year_only, date_format)
-                except EvalkitError:
-                    pass  # parsed row by row below, to name the row
-                else:
-                    return pd.Series(periods.array.take(codes), index=raw.index), yearly
+    by_value = _periods_by_distinct_value(raw, time_columns, frequency, where, allow_year_only, date_format)
+    if by_value is not None:
+        return by_value
     return _parse_periods(raw, time_columns, frequency, where, allow_year_only, date_format)
+
+
+def _periods_by_distinct_value(raw: pd.DataFrame, time_columns: list[str], frequency: str, where: str,
+                               allow_year_only: bool, date_format: str | None) -> tuple[pd.Series, bool] | None:
+    """The periods parsed once per distinct text value; None when that does not apply or a
+    value does not parse (the caller then parses the rows, so the error names the first bad row)."""
+    if len(time_columns) != 1 or len(raw) <= 1:
+        return None
+    values = raw[time_columns[0]]
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return None
+    codes, distinct = pd.factorize(values)
+    if len(distinct) >= len(values) or (codes < 0).any():
+        return None
+    small = pd.DataFrame({time_columns[0]: pd.Series(distinct, dtype=values.dtype)})
+    small.attrs["kind"] = raw.attrs.get("kind", "csv")
+    try:
+        periods, yearly = _parse_periods(small, time_columns, frequency, where, allow_year_only, date_format)
+    except EvalkitError:
+        return None
+    return pd.Series(periods.array.take(codes), index=raw.index), yearly
 
 
 def _parse_periods(raw: pd.DataFrame, time_columns: list[str], frequency: str, where: str,
@@ -204,5 +215,9 @@ def _to_float(text: pd.Series) -> pd.Series:
                 if not (np.signbit(numbers) & (numbers == 0)).any():
                     return pd.Series(numbers, index=text.index)
     except (pa.ArrowException, TypeError, ValueError):
-        pass  # text Arrow does not read as a number: pandas decides, value by value
+        return _pandas_float(text)  # text Arrow does not read as a number: pandas decides, value by value
+    return _pandas_float(text)
+
+
+def _pandas_float(text: pd.Series) -> pd.Series:
     return pd.to_numeric(text, errors="coerce").astype("float64")

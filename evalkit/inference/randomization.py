@@ -242,6 +242,28 @@ def invert_randomization_test(statistics_at: Callable[[float], np.ndarray], esti
                             len(cache) - free)
 
 
+def randomization_interval_note(inverted, assignments, n_treated: int, n_units: int, alpha: float) -> str | None:
+    """Why a randomization interval has no end, in plain words (None when it has both).
+
+    ``inverted`` has ``reason``, ``low`` and ``high`` (:class:`InvertedInterval` or a
+    method's own); ``assignments`` has ``n_assignments`` and ``smallest_p`` (the test).
+    did and staggered_did both word their notes here, so a report reads the same for both.
+    """
+    level = f"{1 - alpha:.0%}"
+    if inverted.reason == "too_few_assignments":
+        areas = "one adopting area" if n_treated == 1 else f"{n_treated} adopting areas"
+        return (f"with {areas} among {n_units} no interval at {level} is possible: the adoption dates can be "
+                f"re-assigned in only {assignments.n_assignments} ways, so the smallest p-value is "
+                f"{assignments.smallest_p:.3g}, not below {alpha:g}")
+    if inverted.reason == "unbounded":
+        if inverted.low is None and inverted.high is None:
+            return (f"the randomization test rejects no effect on either side of the estimate at {level}, so the "
+                    "interval is unbounded")
+        return (f"the randomization test rejects no effect {'below' if inverted.low is None else 'above'} the "
+                f"estimate at {level}, so the interval is unbounded on that side")
+    return None
+
+
 def _bisect_linear(accepted: Callable[[float], bool], estimate: float, se: float, side: float) -> float | None:
     inside, step, outside = estimate, 2.0 * se, None
     for _ in range(40):
@@ -337,5 +359,5 @@ def _share_extreme(stats: np.ndarray, observed: float, denominator: int) -> floa
     return float(np.sum(extreme) / denominator)
 
 
-__all__ = ["RandomizationResult", "randomization_test", "count_assignments", "distinct_assignments",
+__all__ = ["RandomizationResult", "randomization_test", "randomization_interval_note", "count_assignments", "distinct_assignments",
            "InvertedInterval", "invert_randomization_test", "p_value_of"]

@@ -25,7 +25,7 @@ from scipy import stats
 
 from ...design import Design
 from ...errors import EvalkitError
-from ...inference.randomization import invert_randomization_test, randomization_test
+from ...inference.randomization import invert_randomization_test, randomization_interval_note, randomization_test
 from ...inference.wild_cluster import wild_cluster_bootstrap
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
@@ -91,7 +91,7 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         low = -np.inf if inverted.low is None else inverted.low
         high = np.inf if inverted.high is None else inverted.high
         ci_method = inverted.method
-        interval_note = _interval_note(inverted, test, n_treated, sample.n_units, alpha)
+        interval_note = randomization_interval_note(inverted, test, n_treated, sample.n_units, alpha)
         p_method = ("randomization inference, all " if test.exhaustive else "randomization inference, ") + \
             (f"{test.n_assignments} assignments" if test.exhaustive else f"{test.reps} random permutations") + \
             " of the adoption dates across areas"
@@ -365,23 +365,6 @@ def _randomization_interval(sample: DiDSample, positions, estimator: str, observ
     return invert_randomization_test(statistics_at, observed.statistic, _fitted(observed)[0], alpha, test.smallest_p,
                                      p_at_zero=test.p_value, linear=sample.family == "linear",
                                      statistics_at_zero=test.statistics)
-
-
-def _interval_note(inverted, test, n_treated: int, n_units: int, alpha: float) -> str | None:
-    """Why the randomization interval has no end, in plain words (None when it has both)."""
-    level = f"{1 - alpha:.0%}"
-    if inverted.reason == "too_few_assignments":
-        areas = "one adopting area" if n_treated == 1 else f"{n_treated} adopting areas"
-        return (f"with {areas} among {n_units} no interval at {level} is possible: the adoption dates can be "
-                f"re-assigned in only {test.n_assignments} ways, so the smallest p-value is "
-                f"{test.smallest_p:.3g}, not below {alpha:g}")
-    if inverted.reason == "unbounded":
-        if inverted.low is None and inverted.high is None:
-            return (f"the randomization test rejects no effect on either side of the estimate at {level}, so the "
-                    "interval is unbounded")
-        return (f"the randomization test rejects no effect {'below' if inverted.low is None else 'above'} the "
-                f"estimate at {level}, so the interval is unbounded on that side")
-    return None
 
 
 def _interval_method(inference: str) -> str:

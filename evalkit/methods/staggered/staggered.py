@@ -21,6 +21,7 @@ from scipy import stats
 from ...design import Design
 from ...errors import EvalkitError
 from ...inference.multiplier import multiplier_draws, multiplier_weights, summarize, sup_t_critical
+from ...inference.randomization import randomization_interval_note
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
 from .. import MethodResult
@@ -411,7 +412,7 @@ def _one_inference(estimate: Estimate, test, name: str, ratio: bool, alpha: floa
         d["difference_ci_low_analytic"], d["difference_ci_high_analytic"] = d["difference_ci_low"], d["difference_ci_high"]
         d["difference_p_value_method"] = _randomization_words(a, name, False, alpha)[0]
         d["difference_ci_method"] = _randomization_words(a, name, False, alpha)[1]
-        d["difference_interval_note"] = _interval_note(inverted_difference, a, n_treated, n_units, alpha)
+        d["difference_interval_note"] = randomization_interval_note(inverted_difference, a, n_treated, n_units, alpha)
         d["difference_p_value"] = p_difference
         d["difference_ci_low"], d["difference_ci_high"] = inverted_difference.low, inverted_difference.high
         log_value = float(np.log(estimate.estimate)) if estimate.estimate is not None and estimate.estimate > 0 else nan
@@ -425,7 +426,7 @@ def _one_inference(estimate: Estimate, test, name: str, ratio: bool, alpha: floa
         estimate.ci_low, estimate.ci_high = inverted.low, inverted.high
     d["p_value_method"], d["ci_method"] = _randomization_words(a, name, ratio, alpha)
     d["interval_method"] = "randomization test inversion"
-    d["interval_note"] = _interval_note(inverted, a, n_treated, n_units, alpha)
+    d["interval_note"] = randomization_interval_note(inverted, a, n_treated, n_units, alpha)
     d["alpha"] = alpha
     d["test_rejects"] = None if estimate.p_value is None else bool(estimate.p_value < alpha)
     d["randomization"] = {"n_assignments": a.n_assignments, "exhaustive": a.exhaustive, "reps": a.reps,
@@ -461,23 +462,6 @@ def _randomization_components(rows: list[dict], agg: Aggregation, test, kind: st
             row.update({"ratio_ci_low": None if inverted.low is None else float(np.exp(inverted.low)),
                         "ratio_ci_high": None if inverted.high is None else float(np.exp(inverted.high)),
                         "ratio_p_value": test.p_value(name, True)})
-
-
-def _interval_note(inverted, assignments, n_treated: int, n_units: int, alpha: float) -> str | None:
-    """Why the randomization interval has no end, in plain words (None when it has both)."""
-    level = f"{1 - alpha:.0%}"
-    if inverted.reason == "too_few_assignments":
-        areas = "one adopting area" if n_treated == 1 else f"{n_treated} adopting areas"
-        return (f"with {areas} among {n_units} no interval at {level} is possible: the adoption dates can be "
-                f"re-assigned in only {assignments.n_assignments} ways, so the smallest p-value is "
-                f"{assignments.smallest_p:.3g}, not below {alpha:g}")
-    if inverted.reason == "unbounded":
-        if inverted.low is None and inverted.high is None:
-            return (f"the randomization test rejects no effect on either side of the estimate at {level}, so the "
-                    "interval is unbounded")
-        return (f"the randomization test rejects no effect {'below' if inverted.low is None else 'above'} the "
-                f"estimate at {level}, so the interval is unbounded on that side")
-    return None
 
 
 def _per_year_from_ratio(details: dict, ratio: float | None, low: float | None, high: float | None) -> None:
@@ -815,20 +799,17 @@ def _checks(design: Design, spec, gt: GroupTime, plan, event: Aggregation, panel
                               spec=spec)]
     treated = int(gt.cohort_size.sum())
     never = int(np.sum(gt.unit_cohort == NEVER))
+    few = {"treated_units": treated, "comparison_units": never, "threshold": FEW_TREATED, "inference": spec.inference}
     if treated < FEW_TREATED and spec.inference == "randomization":
         checks.append(Check("few_treated", "warn",
                             f"only {treated} treated unit(s): influence-function (cluster-robust) intervals would be too "
                             "narrow, so the interval and p-value come from randomization inference (the adoption dates "
-                            "permuted across units), which holds with few units but is wide.",
-                            values={"treated_units": treated, "comparison_units": never, "threshold": FEW_TREATED,
-                                    "inference": spec.inference}, **common))
+                            "permuted across units), which holds with few units but is wide.", values=few, **common))
     elif treated < FEW_TREATED:
         checks.append(Check("few_treated", "warn",
                             f"only {treated} treated unit(s): with so few, influence-function (cluster-robust) intervals "
                             "are too narrow and tests over-reject; read the interval as optimistic (inference: auto or "
-                            "randomization holds with few units).",
-                            values={"treated_units": treated, "comparison_units": never, "threshold": FEW_TREATED,
-                                    "inference": spec.inference}, **common))
+                            "randomization holds with few units).", values=few, **common))
     else:
         checks.append(Check("few_treated", "pass", f"{treated} treated units in {gt.cohorts.size} cohort(s), "
                             f"{never} never-treated.", values={"treated_units": treated, "comparison_units": never,
