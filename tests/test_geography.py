@@ -24,6 +24,7 @@ SOUTH_YORKSHIRE = {"E08000016", "E08000017", "E08000018", "E08000019"}
 
 def test_the_shipped_lookup_is_the_one_its_script_writes(tmp_path):
     shutil.copy(GEOGRAPHY / "make_lookup.py", tmp_path)
+    shutil.copytree(GEOGRAPHY / "sources", tmp_path / "sources")  # the stored DfE list it reads
     subprocess.run([sys.executable, "make_lookup.py"], cwd=tmp_path, check=True)
     assert (tmp_path / "la_to_pfa.csv").read_bytes() == (GEOGRAPHY / "la_to_pfa.csv").read_bytes()
     assert lookup_path().read_bytes() == (GEOGRAPHY / "la_to_pfa.csv").read_bytes()  # the packaged copy
@@ -34,15 +35,28 @@ def _lookup_rows() -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def _in_use_2021(row: dict) -> bool:
+    """In use on 1 April 2021 (the lookup's main vintage), or one of the 2023 unitaries."""
+    return (not row["ENDED"] or row["ENDED"] >= "2021-04-01") and (not row["STARTED"] or row["STARTED"] <= "2023-04-01")
+
+
 def test_every_authority_has_one_force_area_and_the_known_ones_are_right():
-    rows = _lookup_rows()
-    assert len(rows) == len({r["LA_CODE"] for r in rows}) == 359
+    everything = _lookup_rows()
+    assert len(everything) == len({r["LA_CODE"] for r in everything}) == 375
+    rows = [r for r in everything if _in_use_2021(r)]
+    assert len(rows) == 359
     kinds = {}
     for r in rows:
         kinds[r["LA_CODE"][:3]] = kinds.get(r["LA_CODE"][:3], 0) + 1
     # 150 single-tier authorities of April 2021, 24 shire counties, their 181 districts,
     # and the four unitaries of April 2023 (E06000063-66)
     assert kinds == {"E06": 59 + 4, "E07": 181, "E08": 36, "E09": 33, "E10": 24, "W06": 22}
+    # and 16 codes out of use by then or new since: 12 authorities abolished 2009-2021, two recoded
+    # in 2013 (Northumberland E06000048, Gateshead E08000020) and two recodings of 2025
+    former = sorted(r["LA_CODE"] for r in everything if not _in_use_2021(r))
+    assert former == ["E06000028", "E06000029", "E06000048", "E08000020", "E08000038", "E08000039", "E10000001",
+                      "E10000002", "E10000004", "E10000005", "E10000009", "E10000010", "E10000021", "E10000022",
+                      "E10000026", "E10000033"]
     assert all(r["PFA_CODE"][:3] in ("E23", "W15") and len(r["PFA_CODE"]) == 9 for r in rows)
     by_force = {}
     for r in rows:
@@ -56,7 +70,7 @@ def test_every_authority_has_one_force_area_and_the_known_ones_are_right():
 
 
 def test_every_district_lies_in_a_county_of_the_same_force_area():
-    rows = {r["LA_CODE"]: r for r in _lookup_rows()}
+    rows = {r["LA_CODE"]: r for r in _lookup_rows() if _in_use_2021(r)}
     districts = [r for r in rows.values() if r["LA_CODE"].startswith("E07")]
     counties = {r["LA_CODE"] for r in rows.values() if r["LA_CODE"].startswith("E10")}
     assert len(districts) == 181 and len(counties) == 24
@@ -113,8 +127,10 @@ def test_city_of_london_joins_the_metropolitan_police_unless_told_not_to():
 
 
 def test_an_authority_not_in_the_lookup_is_a_one_line_error():
-    with pytest.raises(EvalkitError, match="'384' is not in the police force area lookup.*DfE three-digit codes"):
-        police_force_areas(["E08000036", "384"], "returns")
+    with pytest.raises(EvalkitError, match="returns:units.aggregate: '999' is not a DfE local authority code"):
+        police_force_areas(["E08000036", "999"], "returns")
+    # a DfE code is read as its ONS code: 384 is Wakefield, 928 the Northamptonshire abolished in 2021
+    assert police_force_areas(["384", "928"], "returns") == {"384": "E23000010", "928": "E23000022"}
     with pytest.raises(EvalkitError, match="'E10000099' is not in the police force area lookup"):
         police_force_areas(["E10000099"], "returns")
     assert "E10000017" in load_lookup()  # Lancashire: shire counties are covered now

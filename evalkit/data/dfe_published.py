@@ -19,6 +19,19 @@ authorities by collection year, for a researcher without access to the returns.
 * The DfE's caveat travels with the data as a data check: some authorities record every
   incident as missing rather than away from placement, so missing and away counts are
   not comparable across authorities.
+* ``old_la_code`` (the DfE three-digit code), when the file has it, is checked against the
+  shipped table of DfE and ONS codes (examples/geography/la_to_pfa.csv, from the DfE's own
+  lists): a row whose two codes are both in the table but are not one authority's pair
+  (384 with E08000034) is an error naming the row, since its figures would land on the
+  wrong authority; a pair the table does not know (a code newer than the table) is
+  accepted with a warning check, ``dfe_codes_unknown``, since there the table is the one
+  that is out of date.
+* Abolished authorities: a series that runs across a reorganisation (Northamptonshire to
+  2020-21, North and West Northamptonshire from 2021-22) is complete when each authority
+  has figures for the years it existed and its successors (or predecessors) are in the
+  file for the others; with ``units.aggregate: police_force_area`` they sum into one force
+  area series. Without aggregation an abolished authority is a unit with years missing,
+  which is refused as before, with the reason.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ def read_published(path, where: str) -> pd.DataFrame:
         raise EvalkitError(where, "the file does not exist or cannot be read", "check data.source") from None
     header = [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
     lacking = [c for c in READ if c not in header]
+    read = list(READ) + (["old_la_code"] if "old_la_code" in header else [])
     if lacking:
         raise EvalkitError(where, f"is not the DfE published CSV: no column {', '.join(lacking)}",
                            "use the 'Children looked after in England' open-data CSV (columns: " + ", ".join(COLUMNS) + ")",
@@ -56,7 +70,7 @@ def read_published(path, where: str) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False),
                                convert_options=pacsv.ConvertOptions(
-                                   include_columns=list(READ), column_types={c: pa.string() for c in READ},
+                                   include_columns=read, column_types={c: pa.string() for c in read},
                                    strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise EvalkitError(where, f"is not a readable CSV ({' '.join(str(exc).split())[:160]})",
@@ -83,9 +97,85 @@ def read_published(path, where: str) -> pd.DataFrame:
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise EvalkitError(where, f"'{text.iloc[i][:20]}' in column 'number' is not a number or a DfE suppression code",
                            "numbers, or c/x/z/low for suppressed or unavailable figures", key=f"row {frame['row'].iloc[i]}")
-    return pd.DataFrame({"unit": unit.to_numpy(), "year": (start + 1).to_numpy(), "la_name": frame["la_name"].to_numpy(),
-                         "missing_status": frame["missing_status"].str.strip().to_numpy(),
-                         "number": numbers.to_numpy(dtype=float), "row": frame["row"].to_numpy()})
+    out = pd.DataFrame({"unit": unit.to_numpy(), "year": (start + 1).to_numpy(), "la_name": frame["la_name"].to_numpy(),
+                        "missing_status": frame["missing_status"].str.strip().to_numpy(),
+                        "number": numbers.to_numpy(dtype=float), "row": frame["row"].to_numpy()})
+    if "old_la_code" in frame:
+        out["old_la_code"] = frame["old_la_code"].fillna("").str.strip().to_numpy()
+    return out
+
+
+def check_la_codes(rows: pd.DataFrame, where: str) -> list:
+    """Each row's (old_la_code, new_la_code) against the DfE's pairs in the shipped table.
+
+    Returns the data checks (a warning naming pairs the table does not know); raises for a
+    row whose two codes are both known but belong to different authorities.
+    """
+    from ..results import Check
+    from .geography import authority, authority_name, dfe_code_pairs, dfe_codes
+
+    if "old_la_code" not in rows:
+        return []
+    pairs, codes = dfe_code_pairs(), dfe_codes()
+    distinct = rows.drop_duplicates(["old_la_code", "unit"])
+    unknown = []
+    for old, new, row in zip(distinct["old_la_code"], distinct["unit"], distinct["row"]):
+        if old.lower() in ("", "x", "z", ":") or (old, new) in pairs:
+            continue
+        row_new = authority(new)
+        known_old, known_new = old in codes, row_new is not None and bool(row_new.dfe)
+        if known_old and known_new:
+            raise EvalkitError(where, f"old_la_code {old} ({authority_name(codes[old])}) and new_la_code {new} "
+                               f"({authority_name(new)}) are different authorities in the DfE's code lists",
+                               "correct the row (its figures would land on the wrong authority); the DfE's pairs "
+                               "are in examples/geography/la_to_pfa.csv", key=f"row {row}")
+        unknown.append(f"{old}/{new}")
+    if not unknown:
+        return []
+    return [Check("dfe_codes_unknown", "warn",
+                  f"{len(unknown)} pair(s) of old_la_code/new_la_code not in the shipped DfE code table "
+                  f"({', '.join(sorted(unknown)[:10])}{', ...' if len(unknown) > 10 else ''}): codes newer than the "
+                  "table (examples/geography/SOURCE.md gives its vintage); units are named by new_la_code as given",
+                  values={"pairs_unknown": len(unknown)})]
+
+
+def _check_complete(panel: pd.DataFrame, periods: pd.PeriodIndex, where: str, aggregate: bool) -> None:
+    """Every authority in every year it existed; across a reorganisation, its successors or
+    predecessors in the file for the other years (only when aggregating into force areas).
+
+    A missing authority-year would otherwise be a fall in its force area's figures.
+    """
+    from .geography import authority, authority_name, collection_year_span, predecessors
+
+    authorities = sorted(panel["unit"].unique().tolist())
+    held = set(authorities)
+    have = set(zip(panel["unit"], panel["period"]))
+    for unit in authorities:
+        first, last = collection_year_span(unit) if aggregate else (None, None)
+        for period in periods:
+            if (unit, period) in have:
+                continue
+            year = period.year
+            row = authority(unit)
+            if aggregate and row is not None and last is not None and year > last:
+                lacking = [s for s in row.replaced_by if s not in held]
+                if not lacking:
+                    continue
+                raise EvalkitError(where, f"authority '{unit}' ({authority_name(unit)}) ended in {last}, but "
+                                   f"{', '.join(lacking)}, which replaced it, has no figures: its force area's "
+                                   f"{year} figures would miss it", "use a file with the successors' figures too, "
+                                   "or narrow data.window")
+            if aggregate and first is not None and year < first:
+                if any(p in held for p in predecessors(unit)):
+                    continue
+                raise EvalkitError(where, f"authority '{unit}' ({authority_name(unit)}) began in {first}, and "
+                                   f"no authority it replaced ({', '.join(predecessors(unit)) or 'none known'}) has "
+                                   f"figures for {year}", "use a file with the earlier authorities' figures too, "
+                                   "or narrow data.window")
+            from .ssda903 import abolished_hint
+
+            raise EvalkitError(where, f"authority '{unit}' has no figures for {period}{abolished_hint(unit, year)}",
+                               "narrow data.window to the years every authority has")
 
 
 def _refuse_first(bad: pd.Series, values: pd.Series, frame: pd.DataFrame, where: str, column: str, what: str,
@@ -160,6 +250,10 @@ def load_dfe_published(design):
                            "give adoption years under units.adoption", key="units.adoption_column")
     path = design.resolve(spec.source)
     rows = read_published(path, where)
+    code_checks = check_la_codes(rows, where)
+    from .ssda903 import with_ons_units
+
+    design = with_ons_units(design)
     if spec.window is not None:
         # the window first: a figure suppressed in a year outside it must not drop an authority
         first = design.period(spec.window.start, "data.window.start")
@@ -173,16 +267,11 @@ def load_dfe_published(design):
     if spec.window is None:
         first, last = panel["period"].min(), panel["period"].max()
     periods = pd.period_range(first, last, freq="Y")
-    # every authority in every year, checked before any summing into force areas: a missing
-    # authority-year would otherwise be a fall in its force area's figures
-    authorities = sorted(panel["unit"].unique().tolist())
-    grid = pd.MultiIndex.from_product([authorities, periods], names=["unit", "period"])
-    missing = grid.difference(pd.MultiIndex.from_arrays([panel["unit"], panel["period"]]))
-    if len(missing):
-        unit, period = missing[0]
-        raise EvalkitError(where, f"authority '{unit}' has no figures for {period}",
-                           "narrow data.window to the years every authority has")
-    if getattr(design.units, "aggregate", None) == "police_force_area":
+    # every authority in every year (it existed), checked before any summing into force areas: a
+    # missing authority-year would otherwise be a fall in its force area's figures
+    aggregate = getattr(design.units, "aggregate", None) == "police_force_area"
+    _check_complete(panel, periods, where, aggregate)
+    if aggregate:
         from .geography import police_force_areas
 
         mapping = police_force_areas(panel["unit"].unique(), where,
@@ -202,6 +291,6 @@ def load_dfe_published(design):
     comparison = find_comparison_units(design, units, adoption)
     data = AnalysisData(panel=panel, periods=periods, units=units, adoption=adoption, comparison_units=comparison,
                         episodes=None, sha256=sha256_of([path]), rows=len(rows), censored=0, sources=[str(path)])
-    data.checks = checks
+    data.checks = checks + code_checks
     return data
 

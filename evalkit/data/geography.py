@@ -17,17 +17,45 @@ refused.
 The City of London has its own force (E23000034); most force-level statistics count it
 with the Metropolitan Police (E23000001), which ``units.merge_city_of_london`` (default
 true) does.
+
+The lookup also holds each upper-tier authority's DfE three-digit code (208 Lambeth, 886
+Kent), so SSDA903 folders and DfE files named by those codes get the same units as ones
+named by ONS codes (:func:`ons_code`), and the upper-tier authorities abolished since 2009
+(Bedfordshire and Cheshire 2009, Bournemouth, Poole and Dorset 2019, Buckinghamshire 2020,
+Northamptonshire 2021, ...) with the day each ceased and the codes that replaced it, so older
+returns and published series still count in their force areas.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import EvalkitError, did_you_mean
 
 METROPOLITAN, CITY_OF_LONDON = "E23000001", "E23000034"
+#: a DfE three-digit code is read as the ONS code its authority had on this day: the vintage of
+#: the DfE's GIAS code list the lookup was checked against (examples/geography/SOURCE.md)
+DFE_CODE_VINTAGE = "2024-04-01"
+DFE_CODE = re.compile(r"^\d{3}$")
+
+
+class Authority(NamedTuple):
+    """One row of the lookup."""
+
+    name: str
+    force: str
+    force_name: str
+    upper: str
+    upper_name: str
+    dfe: str = ""  # the DfE three-digit code ("" for districts and Welsh areas)
+    started: str = ""  # ISO day the ONS code came into use ("" = in use on 1 January 2009)
+    ended: str = ""  # ISO day it went out of use ("" = still in use)
+    replaced_by: tuple[str, ...] = ()
 
 
 def lookup_path() -> Path:
@@ -44,34 +72,125 @@ def load_lookup() -> dict[str, tuple[str, str, str]]:
 
 
 @lru_cache(maxsize=1)
-def _rows() -> dict[str, tuple[str, str, str, str, str]]:
-    """LA code -> (LA name, force area code, force area name, upper-tier code, upper-tier name)."""
+def _rows() -> dict[str, Authority]:
+    """LA code -> its row (name, force area, upper tier, DfE code, dates, successors)."""
     path = lookup_path()
     if not path.exists():
         raise EvalkitError(str(path), "the local authority to police force area lookup is not installed", "reinstall evalkit")
     with open(path, newline="", encoding="utf-8") as handle:
-        return {row["LA_CODE"]: (row["LA_NAME"], row["PFA_CODE"], row["PFA_NAME"], row["UTLA_CODE"], row["UTLA_NAME"])
+        return {row["LA_CODE"]: Authority(row["LA_NAME"], row["PFA_CODE"], row["PFA_NAME"], row["UTLA_CODE"],
+                                          row["UTLA_NAME"], row.get("DFE_CODE") or "", row.get("STARTED") or "",
+                                          row.get("ENDED") or "", tuple((row.get("REPLACED_BY") or "").split()))
                 for row in csv.DictReader(handle)}
 
 
-def _known(authorities, where: str) -> list[str]:
-    """The authority codes, each checked to be in the lookup, and no county with its own districts."""
+def authority(code: str) -> Authority | None:
+    """The lookup's row for an ONS code (None when it has none)."""
+    return _rows().get(str(code))
+
+
+@lru_cache(maxsize=1)
+def dfe_codes() -> dict[str, str]:
+    """DfE three-digit code -> the ONS code its authority had on :data:`DFE_CODE_VINTAGE`.
+
+    A DfE code outlives ONS recodings of the same area (815 North Yorkshire: the county
+    E10000023 to March 2023, the unitary E06000065 since; 390 Gateshead: E08000020 to 2013,
+    E08000037 since), so one folder named 815 is one unit, named as of the vintage. Codes of
+    abolished authorities (835 Dorset county, 928 Northamptonshire) name those authorities.
+    """
+    out: dict[str, str] = {}
+    for code, row in _rows().items():
+        if row.dfe and (not row.started or row.started <= DFE_CODE_VINTAGE) and \
+                (not row.ended or row.ended >= DFE_CODE_VINTAGE):
+            out[row.dfe] = code
+    for code, row in _rows().items():  # an authority abolished before the vintage keeps its own code
+        if row.dfe and row.dfe not in out:
+            out[row.dfe] = code
+    return out
+
+
+@lru_cache(maxsize=1)
+def dfe_code_pairs() -> frozenset[tuple[str, str]]:
+    """Every (DfE code, ONS code) pair the DfE has used (815 with E10000023 and with E06000065)."""
+    return frozenset((row.dfe, code) for code, row in _rows().items() if row.dfe)
+
+
+def ons_code(label: str, where: str, key: str | None = None) -> str:
+    """An authority's ONS code from its label: a DfE three-digit code is looked up, anything else kept.
+
+    Raises
+    ------
+    EvalkitError
+        For a three-digit code the DfE list does not hold, naming ``where`` (the folder or file).
+    """
+    label = str(label).strip()
+    if not DFE_CODE.match(label):
+        return label
+    codes = dfe_codes()
+    if label not in codes:
+        raise EvalkitError(where, f"'{label}' is not a DfE local authority code{did_you_mean(label, list(codes))}",
+                           "name the authority by its DfE three-digit code (208 for Lambeth) or its ONS code "
+                           "(E09000022); the known codes are in examples/geography/la_to_pfa.csv", key=key)
+    return codes[label]
+
+
+def authority_name(code: str) -> str:
+    """The authority's name (the code itself when the lookup has none)."""
+    row = _rows().get(str(code))
+    return row.name if row else str(code)
+
+
+def same_authority(code: str) -> str:
+    """A key shared by the codes of one authority: its DfE code (E10000023 and E06000065 are both
+    815, North Yorkshire), or the ONS code itself when it has none."""
+    row = _rows().get(str(code))
+    return f"DfE {row.dfe}" if row and row.dfe else str(code)
+
+
+def collection_year_span(code: str) -> tuple[int | None, int | None]:
+    """The first and last collection years (named by the year they end: 2022 is April 2021 to
+    March 2022) in which the authority's code was in use on any day; None for no bound.
+
+    Dorset county (ended 31 March 2019) runs to 2019, and Bournemouth, Christchurch and Poole
+    (from 1 April 2019) from 2020.
+    """
+    row = _rows().get(str(code))
+    if row is None:
+        return None, None
+
+    def year_of(day: str) -> int:
+        when = dt.date.fromisoformat(day)
+        return when.year + 1 if when.month >= 4 else when.year
+
+    return (year_of(row.started) if row.started else None), (year_of(row.ended) if row.ended else None)
+
+
+def predecessors(code: str) -> list[str]:
+    """The authorities the lookup says ``code`` replaced (directly)."""
+    return sorted(c for c, row in _rows().items() if str(code) in row.replaced_by)
+
+
+def _known(authorities, where: str) -> list[tuple[str, str]]:
+    """(code as given, ONS code) of each authority, each checked to be in the lookup (a DfE
+    three-digit code read as its ONS code), and no county with its own districts."""
     rows = _rows()
     codes = sorted({str(a) for a in authorities})
-    for code in codes:
-        if code not in rows:
+    pairs = [(code, ons_code(code, where, key="units.aggregate")) for code in codes]
+    for code, ons in pairs:
+        if ons not in rows:
             raise EvalkitError(where, f"local authority '{code}' is not in the police force area lookup"
                                f"{did_you_mean(code, list(rows))}",
-                               "name authorities by ONS code (DfE three-digit codes are not covered: "
-                               "examples/geography/SOURCE.md), or leave units.aggregate out", key="units.aggregate")
-    held = set(codes)
-    for code in codes:
-        county = rows[code][3]
+                               "name authorities by ONS code or DfE three-digit code (the lookup's authorities "
+                               "and what it does not cover: examples/geography/SOURCE.md), or leave "
+                               "units.aggregate out", key="units.aggregate")
+    held = {ons for _, ons in pairs}
+    for _, code in pairs:
+        county = rows[code].upper
         if county != code and county in held:
-            raise EvalkitError(where, f"holds both the county {county} ({rows[county][0]}) and its district {code} "
-                               f"({rows[code][0]}): the district would count twice in the aggregate",
+            raise EvalkitError(where, f"holds both the county {county} ({rows[county].name}) and its district {code} "
+                               f"({rows[code].name}): the district would count twice in the aggregate",
                                "hold either the county's figures or its districts', not both", key="units.aggregate")
-    return codes
+    return pairs
 
 
 def police_force_areas(authorities, where: str, merge_city_of_london: bool = True) -> dict[str, str]:
@@ -83,14 +202,14 @@ def police_force_areas(authorities, where: str, merge_city_of_london: bool = Tru
     Raises
     ------
     EvalkitError
-        For an authority the lookup does not hold (a DfE code, a typo), or for a county
+        For an authority the lookup does not hold (a typo, an unknown DfE code), or for a county
         held together with one of its own districts (counted twice).
     """
     rows = _rows()
     mapping = {}
-    for code in _known(authorities, where):
-        force = rows[code][1]
-        mapping[code] = METROPOLITAN if (merge_city_of_london and force == CITY_OF_LONDON) else force
+    for given, code in _known(authorities, where):
+        force = rows[code].force
+        mapping[given] = METROPOLITAN if (merge_city_of_london and force == CITY_OF_LONDON) else force
     return mapping
 
 
@@ -104,7 +223,7 @@ def upper_tier_authorities(authorities, where: str) -> dict[str, str]:
         As :func:`police_force_areas`.
     """
     rows = _rows()
-    return {code: rows[code][3] for code in _known(authorities, where)}
+    return {given: rows[code].upper for given, code in _known(authorities, where)}
 
 
 def force_area_name(code: str) -> str:

@@ -14,6 +14,14 @@ Where the returns are
 * combined tables (one CSV per kind, every return stacked) with ``LA`` and ``YEAR``
   columns, the shape the LIIA tools write.
 
+A DfE three-digit code (in a folder's name or the LA column) is read as the authority's
+ONS code from the shipped lookup (:func:`evalkit.data.geography.ons_code`: 384 is
+E08000036, 835 the Dorset county abolished in 2019, E10000009), so the units, results and
+report are the same whichever naming the returns use; a three-digit code the DfE list does
+not hold is an error naming the folder (or the file and row). Two folders holding one
+authority's return for the same year (``208`` and ``E09000022``, or ``E10000023`` and
+``E06000065``, both North Yorkshire's DfE code 815) are refused, as any return held twice.
+
 A collection-year folder may hold the year's XML return (the DfE's EXPSSDA903 file)
 instead of its CSV tables: :mod:`evalkit.data.ssda903_xml` reads it into the same three
 tables, which then go through exactly the code below.
@@ -60,6 +68,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EvalkitError
+from .geography import authority_name, collection_year_span, ons_code, same_authority
 
 #: Every column of each table the DfE specification lists (recognition needs them all).
 TABLE_COLUMNS = {
@@ -178,7 +187,9 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
     from .ssda903_xml import is_ssda903_xml, is_xml
 
     tables: list[TableFile] = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+    # in the order of the authorities' ONS codes (a folder named 384 where one named E08000036
+    # would be), so the tables, and the data's SHA-256 over their bytes, do not depend on the naming
+    for entry in sorted(root.iterdir(), key=_authority_order):
         if entry.name.startswith("."):
             continue
         if entry.is_file() and is_xml(entry) and is_ssda903_xml(entry, _label(where, root, entry)):
@@ -196,6 +207,7 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
             if not _LA_FOLDER.match(entry.name):
                 raise EvalkitError(str(entry), "is not named by a local authority code",
                                    "name each authority's folder by its ONS code (E08000036) or DfE code (384)")
+            la = ons_code(entry.name, str(entry))
             for year_dir in sorted(entry.iterdir(), key=lambda p: p.name):
                 if year_dir.name.startswith("."):
                     continue
@@ -206,16 +218,26 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
                     label = _label(where, root, path)
                     if path.is_file() and is_xml(path) and is_ssda903_xml(path, label):
                         # the XML return: read into all three tables by read_returns
-                        tables.append(TableFile(path, "xml", entry.name, int(year_dir.name), label))
+                        tables.append(TableFile(path, "xml", la, int(year_dir.name), label))
                     elif path.is_file() and path.name.lower().endswith(_CSV):
                         kind, _ = table_kind(path)
                         if kind is not None:
-                            tables.append(TableFile(path, kind, entry.name, int(year_dir.name), _label(where, root, path)))
+                            tables.append(TableFile(path, kind, la, int(year_dir.name), _label(where, root, path)))
     if not any(t.kind in ("missing", "xml") for t in tables):
         raise EvalkitError(where, "holds no Missing table (columns CHILD, DOB, MISSING, MIS_START, MIS_END) "
                            "and no XML return", "put each return's CSV tables or its XML file in <authority>/<year>/ "
                            "folders, or combined tables with LA and YEAR")
     return tables
+
+
+def _authority_order(path: Path) -> tuple[str, str]:
+    """Sort key of an entry of the returns folder: an authority folder by its ONS code."""
+    from .geography import DFE_CODE, dfe_codes
+
+    name = path.name
+    if DFE_CODE.match(name) and name in dfe_codes() and path.is_dir():
+        return dfe_codes()[name], name
+    return name, name
 
 
 def _label(where: str, root: Path, path: Path) -> str:
@@ -310,6 +332,12 @@ def read_table(table: TableFile) -> pd.DataFrame:
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise EvalkitError(table.label, f"'{str(la.iloc[i])[:20]}' in column 'LA' is not a local authority code",
                                "write the ONS code (E08000036) or the DfE code (384)", key=f"row {rows[i]}")
+        # DfE three-digit codes are read as ONS codes (each distinct value once)
+        values = la.to_numpy(dtype=object)
+        distinct, inverse = np.unique(values.astype(str), return_inverse=True)
+        mapped = [ons_code(v, table.label, key=f"row {rows[int(np.flatnonzero(inverse == k)[0])]}")
+                  for k, v in enumerate(distinct)]
+        frame["LA"] = np.asarray(mapped, dtype=object)[inverse]
     else:
         frame["LA"] = table.la
         frame["YEAR"] = table.year
@@ -379,6 +407,7 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
     a year with no table of any kind is a gap.)
     """
     source: dict[tuple, str] = {}
+    identity: dict[tuple, tuple[str, str]] = {}
     folder: dict[tuple, set] = {}
     for table, frame in zip(tables, frames):
         if table.la is not None:
@@ -394,6 +423,15 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
                                    f"{source[key]} holds too: its episodes would count twice",
                                    "keep one copy of each return (its folder or the combined table)")
             source[key] = table.label
+            # one authority under two ONS codes (E10000023 and E06000065 are both DfE 815)
+            same = (table.kind, same_authority(str(la)), int(year))
+            if same in identity and identity[same][1] != str(la):
+                other, other_la = identity[same]
+                raise EvalkitError(table.label, f"holds the {table.kind.title()} table of {la} for {year}, and "
+                                   f"{other} holds {other_la}'s: both are {authority_name(str(la))} "
+                                   f"({same[1]}), so its episodes would count twice",
+                                   "keep one copy of each return, under one code")
+            identity.setdefault(same, (table.label, str(la)))
     years: dict[str, set] = {}
     for _, la, year in source:
         years.setdefault(la, set()).add(year)
@@ -732,6 +770,59 @@ def rule_checks(found: MissingEpisodes) -> list:
     return checks
 
 
+def with_ons_units(design):
+    """Read each DfE three-digit code a design names units by as the ONS code the data's units carry.
+
+    ``units.treated``, ``units.adoption``, ``units.comparison`` and an analysis' own
+    ``units``, ``comparison`` or ``donors`` may name authorities either way (384 or
+    E08000036). The design is updated in place, so the analyses, results and report name
+    the units as the data do, whichever way the design named them; a three-digit code the
+    DfE lists do not hold is an error naming the key.
+    """
+    from .geography import DFE_CODE
+
+    def dfe(name) -> bool:
+        return bool(DFE_CODE.match(str(name).strip()))
+
+    def ons(name, key):
+        return ons_code(str(name), design.where, key=key) if dfe(name) else name
+
+    units = design.units
+    update: dict[str, object] = {}
+    if any(dfe(n) for n in units.treated):
+        update["treated"] = [ons(n, "units.treated") for n in units.treated]
+    if any(dfe(n) for n in units.adoption):
+        update["adoption"] = {ons(n, f"units.adoption.{n}"): v for n, v in units.adoption.items()}
+    if isinstance(units.comparison, list) and any(dfe(n) for n in units.comparison):
+        update["comparison"] = [ons(n, "units.comparison") for n in units.comparison]
+    if update:
+        design.units = units.model_copy(update=update)
+    for i, spec in enumerate(design.analysis):
+        for name in ("units", "comparison", "donors"):
+            listed = getattr(spec, name, None)
+            if isinstance(listed, list) and any(dfe(n) for n in listed):
+                setattr(spec, name, [ons(n, f"analysis[{i}].{name}") for n in listed])
+    return design
+
+
+def collection_year_of(period) -> int:
+    """The collection year (named by the year it ends) in which a period starts."""
+    start = period.start_time
+    return int(start.year) + (1 if int(start.month) >= 4 else 0)
+
+
+def abolished_hint(unit: str, year: int) -> str:
+    """Why an authority may have no data in a collection year: it had been abolished, or not yet made."""
+    first, last = collection_year_span(str(unit))
+    if last is not None and year > last:
+        return (f" ({authority_name(str(unit))} {unit} was abolished in collection year {last}: count it with its "
+                "successors under units.aggregate: police_force_area, or narrow data.window)")
+    if first is not None and year < first:
+        return (f" ({authority_name(str(unit))} {unit} was created in collection year {first}: count it with the "
+                "authorities it replaced under units.aggregate: police_force_area, or narrow data.window)")
+    return ""
+
+
 def load_ssda903(design):
     """Load ``data.layout: ssda903``: the returns as evalkit's episodes, exposure and checks.
 
@@ -748,6 +839,7 @@ def load_ssda903(design):
 
     spec = design.data
     where = spec.source
+    design = with_ons_units(design)
     if spec.columns:
         raise EvalkitError(design.where, "layout ssda903 reads the DfE's own columns (CHILD, MIS_START, ...)",
                            "remove data.columns", key="data.columns")
@@ -783,7 +875,8 @@ def load_ssda903(design):
         bad = ~(panel["exposure"] > 0)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise EvalkitError(where, f"no looked-after child-days for '{panel['unit'].iloc[i]}' in {panel['period'].iloc[i]}",
+            raise EvalkitError(where, f"no looked-after child-days for '{panel['unit'].iloc[i]}' in {panel['period'].iloc[i]}"
+                               f"{abolished_hint(panel['unit'].iloc[i], collection_year_of(panel['period'].iloc[i]))}",
                                "add that authority's Episodes table for the year, or narrow data.window")
     adoption = adoption_periods(design, panel, unit_list, periods, None)
     comparison = find_comparison_units(design, unit_list, adoption)

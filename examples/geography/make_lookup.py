@@ -5,9 +5,19 @@ below from stored public sources (SOURCE.md), and the script checks that every a
 code it lists lands in exactly one force area. Each row also names the authority's upper
 tier (UTLA_CODE: its county for a shire district, itself otherwise), so district-level
 data can be counted in counties as well as force areas.
+
+Each row also carries the authority's DfE three-digit code (DFE_CODE), the day its ONS code
+came into use (STARTED, blank for codes in use when the nine-character codes began on
+1 January 2009) and went out of use (ENDED), and the codes that replaced it (REPLACED_BY),
+read from the stored copy of the DfE's own list in sources/dfe_screener_las.csv
+(SOURCE.md). Upper-tier authorities abolished since 2009 (the 2009 unitaries' counties,
+Bournemouth, Poole and Dorset 2019, Buckinghamshire 2020, Northamptonshire 2021) are
+rows too, each in the force area of the authorities that replaced it: the script checks
+that all of an abolished authority's successors lie in one force area.
 """
 
 import csv
+from pathlib import Path
 
 # ONS codes and names of local authority districts, April 2021 (LAD21CD, LAD21NM): the
 # unitary authorities (E06), metropolitan districts (E08), London boroughs (E09) and Welsh
@@ -396,6 +406,44 @@ E06000065,North Yorkshire,NYK
 E06000066,Somerset,SOM
 """
 
+# Successions of upper-tier authorities since 2009: ONS code -> the codes that replaced it.
+# The dates come from the DfE list (sources/dfe_screener_las.csv: date_of_termination of the
+# old code, date_of_operation of the new); which authority replaced which is fixed by the
+# structural changes orders (SOURCE.md). A minor boundary change recodes an authority
+# (Northumberland and Gateshead 2013, Barnsley and Sheffield 2025) with the same DfE code.
+REPLACED_BY = {
+    "E10000001": ("E06000055", "E06000056"),  # Bedfordshire 2009: Bedford, Central Bedfordshire
+    "E10000004": ("E06000049", "E06000050"),  # Cheshire 2009: Cheshire East, Cheshire West and Chester
+    "E10000005": ("E06000052", "E06000053"),  # Cornwall and Isles of Scilly 2009
+    "E10000010": ("E06000047",),  # Durham 2009: County Durham
+    "E10000022": ("E06000048",),  # Northumberland county 2009: Northumberland unitary
+    "E10000026": ("E06000051",),  # Shropshire 2009
+    "E10000033": ("E06000054",),  # Wiltshire 2009
+    "E06000048": ("E06000057",),  # Northumberland, recoded 2013
+    "E08000020": ("E08000037",),  # Gateshead, recoded 2013
+    "E06000028": ("E06000058",),  # Bournemouth 2019: Bournemouth, Christchurch and Poole
+    "E06000029": ("E06000058",),  # Poole 2019
+    "E10000009": ("E06000058", "E06000059"),  # Dorset county 2019 (Christchurch went to BCP)
+    "E10000002": ("E06000060",),  # Buckinghamshire county 2020: Buckinghamshire unitary
+    "E10000021": ("E06000061", "E06000062"),  # Northamptonshire 2021: North and West Northamptonshire
+    "E10000006": ("E06000063", "E06000064"),  # Cumbria 2023: Cumberland, Westmorland and Furness
+    "E10000023": ("E06000065",),  # North Yorkshire county 2023: North Yorkshire unitary
+    "E10000027": ("E06000066",),  # Somerset county 2023: Somerset unitary
+    "E08000016": ("E08000038",),  # Barnsley, recoded 2025
+    "E08000019": ("E08000039",),  # Sheffield, recoded 2025
+    # the districts of the counties abolished in 2023 (Cumbria's split along district lines)
+    "E07000026": ("E06000063",), "E07000028": ("E06000063",), "E07000029": ("E06000063",),
+    "E07000027": ("E06000064",), "E07000030": ("E06000064",), "E07000031": ("E06000064",),
+    **{code: ("E06000065",) for code in ("E07000163", "E07000164", "E07000165", "E07000166", "E07000167",
+                                         "E07000168", "E07000169")},
+    **{code: ("E06000066",) for code in ("E07000187", "E07000188", "E07000189", "E07000246")},
+}
+#: the day the districts of Cumbria, North Yorkshire and Somerset ceased (not in the DfE list)
+DISTRICTS_ENDED_2023 = "2023-03-31"
+#: a DfE three-digit code is read as the ONS code its authority had on this day (GIAS's vintage)
+DFE_CODE_VINTAGE = "2024-04-01"
+SCREENER = Path(__file__).resolve().parent / "sources" / "dfe_screener_las.csv"
+
 # Police force areas: ONS code and name.
 FORCES = {
     "E23000001": "Metropolitan Police", "E23000002": "Cumbria", "E23000003": "Lancashire",
@@ -526,11 +574,86 @@ def main() -> None:
     assert not missing, f"no force area for {missing}"
     # unitary authorities are their own upper tier
     table = [[code, name, force_of[code], code, name] for code, name in rows] + two_tier_rows(force_of)
+    table += former_rows(table)
+    dates = screener_dates()
     with open("la_to_pfa.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["LA_CODE", "LA_NAME", "PFA_CODE", "PFA_NAME", "UTLA_CODE", "UTLA_NAME"])
+        writer.writerow(["LA_CODE", "LA_NAME", "PFA_CODE", "PFA_NAME", "UTLA_CODE", "UTLA_NAME", "DFE_CODE", "STARTED",
+                         "ENDED", "REPLACED_BY"])
         for code, name, force, upper, upper_name in sorted(table):
-            writer.writerow([code, name, force, FORCES[force], upper, upper_name])
+            dfe, started, ended = dates.get(code, ("", "", ""))
+            if not ended and code in REPLACED_BY:
+                assert code.startswith("E07"), f"{code} is replaced but the DfE list does not end it"
+                ended = DISTRICTS_ENDED_2023
+            writer.writerow([code, name, force, FORCES[force], upper, upper_name, dfe, started, ended,
+                             " ".join(REPLACED_BY.get(code, ()))])
+    check_dfe_codes(table, dates)
+
+
+def _iso(day_month_year: str) -> str:
+    day, month, year = day_month_year.split("/")
+    return f"{year}-{month}-{day}"
+
+
+def screener_dates() -> dict:
+    """ONS code -> (DfE code, STARTED, ENDED) from the stored DfE list (one code per row only)."""
+    out = {}
+    with open(SCREENER, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            code = row["new_la_code"]
+            if "/" in code or not code.startswith("E"):  # combined rows ("E06000061 / E06000062") and "z"
+                continue
+            dfe = row["old_la_code"] if row["old_la_code"] != "x" else ""
+            started = "" if row["date_of_operation"] == "01/01/2009" else _iso(row["date_of_operation"])
+            ended = _iso(row["date_of_termination"]) if row["date_of_termination"] else ""
+            assert (row["status"] == "terminated") == bool(ended), code
+            out[code] = (dfe, started, ended)
+    return out
+
+
+def former_rows(table: list) -> list:
+    """Rows for the codes the DfE list ends before the lookup's vintage, or starts after it.
+
+    Each lands in the force area of the authorities that replaced it (or, for a recoded
+    authority, of the code it replaced), and every successor must lie in that one force
+    area: force boundaries did not move with these changes.
+    """
+    force_of = {row[0]: row[2] for row in table}
+    dates = screener_dates()
+    names = {}
+    with open(SCREENER, newline="", encoding="utf-8") as handle:
+        names = {row["new_la_code"]: row["la_name"] for row in csv.DictReader(handle)}
+    added = []
+    pending = [code for code in REPLACED_BY if code not in force_of]
+    for _ in range(len(pending) + 1):  # successors may themselves be former (E10000022 -> E06000048)
+        for code in list(pending):
+            successors = REPLACED_BY[code]
+            if all(s in force_of for s in successors):
+                forces = {force_of[s] for s in successors}
+                assert len(forces) == 1, f"{code}'s successors {successors} lie in several force areas {forces}"
+                assert dates[code][2], f"{code} is replaced but the DfE list does not end it"
+                force_of[code] = forces.pop()
+                added.append([code, names[code], force_of[code], code, names[code]])
+                pending.remove(code)
+    assert not pending, f"no force area for {pending}"
+    # codes that replaced one of the lookup's authorities after its vintage (same area, same force)
+    for old, successors in REPLACED_BY.items():
+        for code in successors:
+            if code not in force_of:
+                force_of[code] = force_of[old]
+                added.append([code, names[code], force_of[old], code, names[code]])
+    return added
+
+
+def check_dfe_codes(table: list, dates: dict) -> None:
+    """Every DfE code in the list names exactly one authority on DFE_CODE_VINTAGE."""
+    held = {row[0] for row in table}
+    by_dfe: dict = {}
+    for code, (dfe, started, ended) in dates.items():
+        assert code in held, f"{code} is in the DfE list but not in the lookup"
+        if dfe and (not started or started <= DFE_CODE_VINTAGE) and (not ended or ended >= DFE_CODE_VINTAGE):
+            assert dfe not in by_dfe, f"DfE code {dfe} names both {by_dfe[dfe]} and {code} on {DFE_CODE_VINTAGE}"
+            by_dfe[dfe] = code
 
 
 if __name__ == "__main__":
