@@ -414,6 +414,7 @@ def sensitivity_inputs(analysis, checks: list[Check], estimates: list[Estimate])
                 "sigma": [[float(v) for v in row] for row in recorded["sigma"]],
                 "num_pre": int(recorded["num_pre"]), "num_post": int(recorded["num_post"]),
                 "target": recorded.get("target", "average"), "scale": recorded.get("scale", ""),
+                "l_vec": [float(v) for v in recorded["l_vec"]] if recorded.get("l_vec") is not None else None,
                 "covariance": "recorded", "approximate": False,
                 "source": recorded.get("source", "the method's event study with its joint covariance")}
     index = (analysis.settings or {}).get("analysis")
@@ -442,6 +443,21 @@ def sensitivity_inputs(analysis, checks: list[Check], estimates: list[Estimate])
                        f"{COVARIANCE_NOT_RECORDED}")}
 
 
+def _headline_rejects(analysis, estimates: list[Estimate], alpha: float) -> bool | None:
+    """Whether the analysis's own headline test (its declared inference) rejects no effect; None when unknown."""
+    index = (analysis.settings or {}).get("analysis")
+    estimand = HEADLINE_ESTIMAND.get(analysis.method)
+    head = next((e for e in estimates if e.method == analysis.method and e.outcome == analysis.outcome
+                 and e.estimand == estimand and e.group in (None, "treated")
+                 and (index is None or (e.details or {}).get("analysis", index) == index)), None)
+    if head is None:
+        return None
+    rejects = (head.details or {}).get("test_rejects")
+    if rejects is None and head.p_value is not None:
+        rejects = head.p_value < alpha
+    return None if rejects is None else bool(rejects)
+
+
 def parallel_trends_sensitivity(analyses: list, checks: list[Check], estimates: list[Estimate],
                                 alpha: float = 0.05) -> list[dict]:
     """Breakdown value of the relative-magnitudes bound (Rambachan & Roth 2023) for every did and
@@ -464,10 +480,13 @@ def parallel_trends_sensitivity(analyses: list, checks: list[Check], estimates: 
             continue
         b, V = np.array(inputs["betahat"]), np.array(inputs["sigma"])
         try:
+            l_vec = inputs.get("l_vec")
             found = relative_magnitudes_breakdown(b, V, inputs["num_pre"], inputs["num_post"], alpha=alpha,
-                                                  target=inputs["target"])
+                                                  target=inputs["target"], l_vec=l_vec)
             robust = [relative_magnitudes_ci(b, V, inputs["num_pre"], inputs["num_post"], m, alpha=alpha,
-                                             target=inputs["target"], grid_points=1000) for m in SENSITIVITY_MBARS]
+                                             target=inputs["target"], l_vec=l_vec, grid_points=1000,
+                                             search="bisect")
+                      for m in SENSITIVITY_MBARS]
         except (ValueError, np.linalg.LinAlgError):
             continue
         check = next((c for c in checks if c.name == "pre_trends" and c.method == a.method and c.outcome == a.outcome),
@@ -480,6 +499,7 @@ def parallel_trends_sensitivity(analyses: list, checks: list[Check], estimates: 
                     "target": inputs["target"], "covariance": inputs["covariance"],
                     "approximate": inputs["approximate"], "inputs": inputs["source"],
                     "pre_trends": check.status if check is not None else None,
+                    "headline_rejects": _headline_rejects(a, estimates, alpha),
                     "method_note": found["method"]})
     return out
 
@@ -489,8 +509,13 @@ def _finite(x: float) -> float | None:
 
 
 def sensitivity_words(record: dict) -> str:
-    """The breakdown value in plain words (docs/methods/honest_did.md, "How it will be used")."""
-    if not record.get("significant"):
+    """The breakdown value in plain words (docs/methods/honest_did.md, "How it will be used").
+
+    No conclusion to overturn when the event study's usual interval includes no effect, or
+    when the analysis's own headline test (e.g. randomization inference) does not reject:
+    the words never claim a finding the headline does not make.
+    """
+    if not record.get("significant") or record.get("headline_rejects") is False:
         return ("even if trends had stayed exactly parallel, this analysis shows no clear change, so there is no "
                 "conclusion for a difference in trends to overturn")
     mbar = record["breakdown"]

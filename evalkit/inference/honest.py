@@ -26,6 +26,7 @@ agree with HonestDiD's to within that simulation's error, usually one grid step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize, stats
@@ -143,14 +144,29 @@ def _dual_vertices(X: np.ndarray, sd: np.ndarray) -> np.ndarray | None:
     the least-favourable draws and the test at every theta then need no linear program. The
     vertices are the basic solutions on k + 1 of the M rows (k nuisance parameters); None when
     there are more than ``_MAX_BASES`` such bases (the caller solves the programs instead).
+
+    On a basis B the solution is the (one-dimensional) null space of X_B' scaled so that
+    sd_B' lambda_B = 1, and it is feasible exactly when that null vector has one sign, whatever
+    sd > 0 is. So the vertices' directions depend on X alone (:func:`_vertex_directions`,
+    cached: X is the same for every piece of Delta^RM and every Mbar) and sd only rescales them.
     """
+    directions = _vertex_directions(np.ascontiguousarray(X, dtype=float).tobytes(), X.shape)
+    if directions is None:
+        return None
+    return directions / (directions @ sd)[:, None]
+
+
+@lru_cache(maxsize=64)
+def _vertex_directions(x_bytes: bytes, shape: tuple[int, int]) -> np.ndarray | None:
+    """The dual vertices for sd = 1 (each sums to 1), from X's bytes; None as :func:`_dual_vertices`."""
     from itertools import combinations
     from math import comb
 
+    X = np.frombuffer(x_bytes, dtype=float).reshape(shape)
     M, k = X.shape
     if comb(M, k + 1) > _MAX_BASES:
         return None
-    system = np.vstack([sd, X.T])
+    system = np.vstack([np.ones(M), X.T])
     rhs = np.zeros(k + 1)
     rhs[0] = 1.0
     found = []
@@ -168,15 +184,18 @@ def _dual_vertices(X: np.ndarray, sd: np.ndarray) -> np.ndarray | None:
     out = np.array(found)
     # the same vertex reached from several bases (a degenerate vertex) is kept once
     _, first = np.unique(np.round(out / np.abs(out).max(), 12), axis=0, return_index=True)
-    return out[np.sort(first)]
+    out = out[np.sort(first)]
+    out.setflags(write=False)
+    return out
 
 
-def _eta_many(Y: np.ndarray, X: np.ndarray, sd: np.ndarray) -> np.ndarray:
+def _eta_many(Y: np.ndarray, X: np.ndarray, sd: np.ndarray, vertices: np.ndarray | None = None) -> np.ndarray:
     """eta = min_delta max_i (y_i - X_i delta) / sd_i for each row of Y (the least-favourable draws)."""
     k = X.shape[1]
     a = Y / sd
     if k >= 2:
-        vertices = _dual_vertices(X, sd)
+        if vertices is None:
+            vertices = _dual_vertices(X, sd)
         if vertices is not None:
             return (Y @ vertices.T).max(axis=1)
     if k == 0:
@@ -200,12 +219,26 @@ def _eta_many(Y: np.ndarray, X: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return out
 
 
-def _least_favorable_cv(X: np.ndarray | None, sigma: np.ndarray, kappa: float, sims: int, seed: int) -> float:
-    """1 - kappa quantile of eta under the least favourable null (ARP section 6.2)."""
-    rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(np.zeros(len(sigma)), sigma, size=sims, method="eigh")
+@lru_cache(maxsize=16)
+def _standard_normals(seed: int, sims: int, dim: int) -> np.ndarray:
+    """The standard normal draws ``default_rng(seed).multivariate_normal`` starts from (read-only, cached)."""
+    out = np.random.default_rng(seed).standard_normal((sims, dim))
+    out.setflags(write=False)
+    return out
+
+
+def _least_favorable_cv(X: np.ndarray | None, sigma: np.ndarray, kappa: float, sims: int, seed: int,
+                        vertices: np.ndarray | None = None) -> float:
+    """1 - kappa quantile of eta under the least favourable null (ARP section 6.2).
+
+    The draws are exactly ``default_rng(seed).multivariate_normal(0, sigma, sims, method="eigh")``
+    (the same standard normals times the same eigen-factor), with the standard normals
+    generated once per seed and size: every piece of Delta^RM at every Mbar reuses them.
+    """
+    s, u = np.linalg.eigh(sigma)
+    draws = _standard_normals(seed, sims, len(sigma)) @ (u * np.sqrt(np.abs(s))).T
     sd = np.sqrt(np.diag(sigma))
-    eta = _eta_many(draws, np.zeros((len(sigma), 0)) if X is None else X, sd)
+    eta = _eta_many(draws, np.zeros((len(sigma), 0)) if X is None else X, sd, vertices)
     return float(np.nanquantile(eta, 1 - kappa))
 
 
@@ -382,6 +415,8 @@ def _lp_conditional_test(y, X, sigma, alpha, kappa, lf_cv, vertices=None) -> boo
         Gamma_B = np.column_stack([sd[~binding], X[~binding]]) @ B_inv_S - S_Bc
         v_B = B_inv_S[0]
         sigma2_b = float(v_B @ sigma @ v_B)
+        if not sigma2_b > 0:
+            return bool(eta > 0)   # the binding combination has no variance: what dividing by 0 gave, without the warning
         sigma_b = np.sqrt(sigma2_b)
         rho = Gamma_B @ sigma @ v_B / sigma2_b
         bounds = np.divide(-Gamma_B @ y, rho, out=np.zeros_like(rho), where=rho != 0) + float(v_B @ y)
@@ -424,9 +459,10 @@ class _Piece:
         self.rows = np.flatnonzero(np.any(A[:, npre:] != 0, axis=1))
         self.Y = A @ self.betahat
         self.sigma_y = (A @ self.sigma @ A.T)[np.ix_(self.rows, self.rows)]
-        self.lf_cv = _least_favorable_cv(self.X[self.rows], self.sigma_y, self.kappa, self.lf_sims, self.seed)
         self.vertices = (_dual_vertices(self.X[self.rows], np.sqrt(np.diag(self.sigma_y)))
                          if self.X.shape[1] >= 2 else None)
+        self.lf_cv = _least_favorable_cv(self.X[self.rows], self.sigma_y, self.kappa, self.lf_sims, self.seed,
+                                         self.vertices)
 
     def rejects(self, theta: float) -> bool:
         if self.num_post == 1:
@@ -439,12 +475,15 @@ class _Piece:
 
 
 def _pieces(betahat, sigma, num_pre, num_post, l_vec, mbar, alpha, lf_sims, seed) -> list[_Piece]:
-    out = []
+    return list(_lazy_pieces(betahat, sigma, num_pre, num_post, l_vec, mbar, alpha, lf_sims, seed))
+
+
+def _lazy_pieces(betahat, sigma, num_pre, num_post, l_vec, mbar, alpha, lf_sims, seed):
+    """The pieces one at a time: a search that stops at the first piece accepting builds no more."""
     for s in range(-(num_pre - 1), 1):
         for positive in (True, False):
             A = _rm_constraints(num_pre, num_post, mbar, s, positive)
-            out.append(_Piece(betahat, sigma, num_pre, num_post, l_vec, A, alpha, alpha / 10, lf_sims, seed))
-    return out
+            yield _Piece(betahat, sigma, num_pre, num_post, l_vec, A, alpha, alpha / 10, lf_sims, seed)
 
 
 def _target_weights(target: str, num_post: int, l_vec):
@@ -502,7 +541,8 @@ def original_ci(betahat, sigma, num_pre: int, num_post: int, l_vec=None, alpha: 
 def relative_magnitudes_ci(betahat, sigma, num_pre: int, num_post: int, mbar: float, l_vec=None,
                            alpha: float = 0.05, target: str = "first", grid_points: int = 1000,
                            grid_lb: float | None = None,
-                           grid_ub: float | None = None, lf_sims: int = 20000, seed: int = 0) -> RelativeMagnitudesCI:
+                           grid_ub: float | None = None, lf_sims: int = 20000, seed: int = 0,
+                           search: str = "grid") -> RelativeMagnitudesCI:
     """Robust confidence set for l' tau_post under Delta^RM(mbar), HonestDiD's C-LF method.
 
     Parameters
@@ -523,24 +563,71 @@ def relative_magnitudes_ci(betahat, sigma, num_pre: int, num_post: int, mbar: fl
         whose simulation error moves an end of the interval by a grid step from one seed to
         the next; 20000 draws (cheap here: the programs are solved by vertex enumeration)
         reproduce the R package's published intervals.
+    search : {"grid", "bisect"}
+        ``grid`` tests every grid point (HonestDiD). ``bisect`` finds the same hull on the same
+        grid with a few dozen tests: from the grid point nearest the estimate (accepted), a
+        bisection on the grid index towards each end for the outermost accepted point, then
+        a check of every 50th grid point beyond it; when the estimate's point is rejected or
+        a checked point is accepted (a set with gaps) it falls back to the full grid. Then
+        ``accept`` marks the hull, not each point.
     """
     betahat, sigma, l_vec = _check_inputs(betahat, sigma, num_pre, num_post,
                                           _target_weights(target, num_post, l_vec))
+    if search not in ("grid", "bisect"):
+        raise ValueError(f"search is '{search}'; use 'grid' or 'bisect'")
     post = slice(num_pre, num_pre + num_post)
     sd_theta = float(np.sqrt(l_vec @ sigma[post, post] @ l_vec))
     lo = -20 * sd_theta if grid_lb is None else grid_lb
     hi = 20 * sd_theta if grid_ub is None else grid_ub
     grid = np.linspace(lo, hi, grid_points)
     pieces = _pieces(betahat, sigma, num_pre, num_post, l_vec, mbar, alpha, lf_sims, seed)
-    accept = np.zeros(grid_points, dtype=bool)
-    for i, theta in enumerate(grid):
+    tested: dict[int, bool] = {}
+
+    def accepted(i: int) -> bool:
         # the set is a union: theta is in it as soon as one piece accepts it
-        accept[i] = any(not piece.rejects(theta) for piece in pieces)
+        if i not in tested:
+            tested[i] = any(not piece.rejects(float(grid[i])) for piece in pieces)
+        return tested[i]
+
+    hull = _hull_by_bisection(grid, float(l_vec @ betahat[post]), accepted) if search == "bisect" else None
+    if hull is not None:
+        accept = np.zeros(grid_points, dtype=bool)
+        accept[hull[0]:hull[1] + 1] = True
+    else:
+        accept = np.array([accepted(i) for i in range(grid_points)], dtype=bool)
     if accept.any():
         lb, ub = float(grid[accept].min()), float(grid[accept].max())
     else:
         lb = ub = float("nan")
     return RelativeMagnitudesCI(float(mbar), lb, ub, grid, accept)
+
+
+def _hull_by_bisection(grid: np.ndarray, estimate: float, accepted) -> tuple | None:
+    """(first, last) accepted grid index found by bisection (``search="bisect"``), or None to scan the grid."""
+    n = len(grid)
+    start = int(np.clip(np.searchsorted(grid, estimate), 0, n - 1))
+    if start > 0 and abs(grid[start - 1] - estimate) <= abs(grid[start] - estimate):
+        start -= 1
+    if not accepted(start):
+        return None
+    ends = []
+    for edge, step in ((0, 1), (n - 1, -1)):
+        if accepted(edge):
+            ends.append(edge)
+            continue
+        outside, inside = edge, start          # rejected, accepted
+        while abs(inside - outside) > 1:
+            mid = (outside + inside) // 2
+            if accepted(mid):
+                inside = mid
+            else:
+                outside = mid
+        # a set with a gap would hide accepted points beyond the one found: look for them
+        for j in range(edge, outside, 50 * step):
+            if accepted(j):
+                return None
+        ends.append(inside)
+    return ends[0], ends[1]
 
 
 def relative_magnitudes_breakdown(betahat, sigma, num_pre: int, num_post: int, alpha: float = 0.05, l_vec=None,
@@ -551,7 +638,8 @@ def relative_magnitudes_breakdown(betahat, sigma, num_pre: int, num_post: int, a
 
     The robust set excludes 0 when every piece of Delta^RM(Mbar) rejects theta = 0; that is
     monotone in Mbar (the restriction sets are nested), so Mbar* is found by bisection to
-    ``tol``. HonestDiD reads the same value off a grid of Mbar values instead; the two agree
+    ``tol`` (piece by piece: see the comment in the code). HonestDiD reads the same value off a
+    grid of Mbar values instead; the two agree
     except where the accepted set has a gap around 0, which the grid's hull would cover.
     ``target`` (``first`` or ``average``) or ``l_vec`` chooses the effect, as for
     :func:`relative_magnitudes_ci`.
@@ -571,7 +659,8 @@ def relative_magnitudes_breakdown(betahat, sigma, num_pre: int, num_post: int, a
     estimate = float(l_vec @ betahat[num_pre:num_pre + num_post])
 
     def excludes_zero(mbar: float) -> bool:
-        pieces = _pieces(betahat, sigma, num_pre, num_post, l_vec, mbar, alpha, lf_sims, seed)
+        # all() stops at the first piece that accepts 0, and the pieces are built as they are asked for
+        pieces = _lazy_pieces(betahat, sigma, num_pre, num_post, l_vec, mbar, alpha, lf_sims, seed)
         return all(piece.rejects(0.0) for piece in pieces)
 
     result = {"estimate": estimate, "original_ci": (float(lo_ci), float(hi_ci)),
@@ -583,11 +672,28 @@ def relative_magnitudes_breakdown(betahat, sigma, num_pre: int, num_post: int, a
         return {**result, "breakdown": 0.0}
     if excludes_zero(mbar_max):
         return {**result, "breakdown": float(mbar_max), "capped": True}
-    low, high = 0.0, float(mbar_max)
-    while high - low > tol:
-        mid = (low + high) / 2
-        if excludes_zero(mid):
-            low = mid
-        else:
-            high = mid
+
+    def piece_rejects(key: tuple[int, bool], mbar: float) -> bool:
+        A = _rm_constraints(num_pre, num_post, mbar, key[0], key[1])
+        return _Piece(betahat, sigma, num_pre, num_post, l_vec, A, alpha, alpha / 10, lf_sims, seed).rejects(0.0)
+
+    def bisect(key: tuple[int, bool]) -> float:
+        low, high = 0.0, float(mbar_max)
+        while high - low > tol:
+            mid = (low + high) / 2
+            if piece_rejects(key, mid):
+                low = mid
+            else:
+                high = mid
+        return low
+
+    # 0 is excluded while every piece rejects it, so Mbar* is the smallest of the pieces' own
+    # breakdown values. The bisection on [0, mbar_max] of the piece with the smallest one visits
+    # the same midpoints, with the same outcomes, as a bisection testing every piece at each
+    # midpoint: one piece is bisected, every other is tested once at the value found, and only
+    # a piece that accepts 0 there is bisected in turn.
+    low: float | None = None
+    for key in [(s, positive) for s in range(-(num_pre - 1), 1) for positive in (True, False)]:
+        if low is None or not piece_rejects(key, low):
+            low = bisect(key)
     return {**result, "breakdown": low}

@@ -28,6 +28,7 @@ from .. import MethodResult
 from ..estimates import finite_or_none, wald
 from .aggte import Aggregation, aggregate_all, make_plan, share_weighted
 from .att_gt import NEVER, GroupTime, GroupTimeError, control_membership, group_time_att, standard_errors
+from .honest_inputs import bin_width, binned_event_study
 from .permutation import PermutationTest, draw_assignments
 from .pretrend import pooled_pre_trend_test
 
@@ -137,6 +138,9 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     )
     if test is not None:
         _randomization_series(result.analysis.series, result.estimates, ratio, test)
+    honest = _honest_inputs(design, spec, gt, panel, transition, ratio)
+    if honest is not None:
+        result.analysis.series["honest_inputs"] = honest
     if sparse is not None and sparse.status == "fail":
         series = result.analysis.series
         for name in ("ratio", "ratio_ci_low", "ratio_ci_high"):
@@ -144,6 +148,48 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         series["ratio_withheld"] = True
         result.analysis.settings["scale"] = "difference (ratio withheld: sparse base counts)"
     return result
+
+
+def _honest_inputs(design: Design, spec, gt: GroupTime, panel, transition: int, ratio: bool) -> dict | None:
+    """The binned universal-base event study for the parallel-trends sensitivity (:mod:`.honest_inputs`).
+
+    Always from the influence functions (analytic), whatever the analysis's inference: the
+    relative-magnitudes test needs a normal event study with its joint covariance.
+    """
+    if spec.base_period != "universal":
+        try:
+            gt = group_time_att(panel.outcome, panel.cohort, control_group=spec.control_group,
+                                anticipation=spec.anticipation, base_period="universal",
+                                covariates=panel.covariates, estimation=spec.estimation)
+        except (GroupTimeError, np.linalg.LinAlgError):
+            return None
+    plan = make_plan(gt, transition)
+    width = bin_width(gt.unit_cohort, NEVER, PERIODS_PER_YEAR[design.data.frequency], spec.anticipation)
+    try:
+        found = binned_event_study(gt, plan, width, spec.anticipation)
+    except (ValueError, np.linalg.LinAlgError):
+        return None   # the sensitivity falls back to the pre-trend check's bins; the run goes on
+    if found is None or not np.all(np.isfinite(found["betahat"])):
+        return None
+    sigma = np.array(found["sigma"])
+    if not np.all(np.sqrt(np.diag(sigma)) > DEGENERATE * _reference(panel.outcome)):
+        return None   # a bin without spread (e.g. a sparse panel's zero counts): no normal event study to bound
+    try:
+        np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        return None
+    unit = "year" if width == PERIODS_PER_YEAR[design.data.frequency] else f"{width}-period bin"
+    pre, post = found["num_pre"], found["num_post"]
+    left = (f"; {found['cells_left_out']} post-adoption cell(s) more than {post} {unit}s after adoption are left out, "
+            f"so the target is the average over the first {post}" if found["cells_left_out"] else "")
+    source = (f"staggered_did's event study with a universal base: {pre} pre-adoption and {post} post-adoption "
+              f"{unit}s of event time against the {unit} before adoption, their joint covariance from the influence "
+              f"functions (analytic); target: att_simple measured from that reference {unit} (the post-adoption "
+              f"{unit}s weighted by their share of the headline's cells){left}")
+    return {"betahat": found["betahat"], "sigma": found["sigma"], "num_pre": pre, "num_post": post,
+            "l_vec": found["l_vec"], "target": "att_simple", "event_bins": found["bins"], "bin_width": int(width),
+            "scale": "rate difference" if ratio else "difference", "base_period": "universal",
+            "cells_left_out": found["cells_left_out"], "source": source}
 
 
 # ----------------------------------------------------------------------------- data
