@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import evalkit
@@ -874,6 +874,7 @@ def test_a_date_time_is_read_exactly_in_iso_and_in_a_declared_day_first_form(mom
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=12), st.from_regex(r"\A\d{1,4}[-/Qq]\d{1,2}([-/]\d{1,4})?\Z", fullmatch=True)),
                 min_size=1, max_size=5), st.sampled_from(["month", "quarter", "year"]))
+@example(values=["0000Q1"], frequency="month")   # pandas' text parser raised its own error on it
 def test_random_period_text_is_read_or_refused_in_one_line(values, frequency):
     from evalkit.data.panel import parse_period_column
 

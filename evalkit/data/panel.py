@@ -82,8 +82,10 @@ def _parse_periods(raw: pd.DataFrame, time_columns: list[str], frequency: str, w
     quarter = text.str.fullmatch(r"\d{4}-?[Qq][1-4]").fillna(False)
     parsed = pd.Series(pd.NaT, index=raw.index, dtype=f"period[{freq}]")
     if quarter.any():
-        q = text[quarter].str.replace("-", "", regex=False).str.upper()
-        parsed[quarter] = pd.PeriodIndex(q.tolist(), freq="Q").asfreq(freq, how="start")
+        # from the numbers, not pandas' text parser, which refuses some years ("0000Q1")
+        fields = text[quarter].str.extract(r"(\d{4})-?[Qq]([1-4])").astype("int64")
+        parsed[quarter] = pd.PeriodIndex.from_fields(year=fields[0].to_numpy(), quarter=fields[1].to_numpy(),
+                                                     freq="Q").asfreq(freq, how="start")
     rest = ~quarter
     if date_format is not None:
         stamps = pd.to_datetime(text[rest], errors="coerce", format=date_format)
