@@ -23,11 +23,17 @@ Run::
     OPENBLAS_NUM_THREADS=1 python benchmarks/its_coverage.py SETTING [sims] [seed] [key=value ...]
 
 ``python benchmarks/its_coverage.py plan [out.jsonl]`` runs every figure of docs/methods/its.md
-(PLAN) and appends one JSON line per setting to benchmarks/its_coverage_results.jsonl.
+(PLAN) at the current default and appends one JSON line per setting to
+benchmarks/its_coverage_results_fixed_b_ar1.jsonl (resumable).
 
 SETTING is one of its_iid, its_ar1, its_iid_short, its_ar1_short, cits_iid, cits_ar1,
 cits_iid_short, cits_ar1_short; key=value pairs override the analysis options (for example
-``small_sample=none`` for the uncorrected Newey-West of evalkit before issue 12).
+``small_sample=none`` for the uncorrected Newey-West of evalkit before issue 12, or
+``small_sample=fixed_b`` for the fixed-b reference with independent errors, the default
+until the AR(1) reference). benchmarks/its_coverage_results.jsonl holds the figures made
+when ``fixed_b`` was the default (its records name the reference in ``procedure``);
+benchmarks/its_coverage_results_fixed_b_ar1.jsonl those of the ``fixed_b_ar1`` default.
+``python benchmarks/its_coverage.py table FILE [FILE ...]`` prints them together.
 """
 
 from __future__ import annotations
@@ -199,8 +205,9 @@ LABELS = {"its_iid": "its, 48 + 36 months, independent", "its_ar1": "its, 48 + 3
           "cits_ar1_short": "controlled_its 3 vs 5 areas, 24 + 12, AR(1) 0.5"}
 
 
-def table(path: str) -> str:
-    """The markdown table of docs/methods/its.md from the results file."""
+def table(*paths: str) -> str:
+    """The markdown table of docs/methods/its.md from the results files (the reference column
+    is the one the fits recorded: ``fixed_b_ar1``, ``fixed_b``, or ``normal`` for ``none``)."""
     import json
     from pathlib import Path
 
@@ -210,11 +217,13 @@ def table(path: str) -> str:
 
     lines = ["| setting | small_sample | sims | level change | slope change | cumulative effect |",
              "|---|---|---|---|---|---|"]
-    for record in map(json.loads, Path(path).read_text().splitlines()):
+    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
+    for record in records:
         e = record["estimands"]
         level = e.get("level_change") or e["level_change_difference"]
         slope = e.get("slope_change") or e["slope_change_difference"]
-        which = record["options"].get("small_sample", "fixed_b (default)")
+        reference = (record.get("procedure") or [None, None])[1]
+        which = record["options"].get("small_sample") or {"normal": "none"}.get(reference, reference)
         lines.append(f"| {LABELS[record['setting']]} | {which} | {record['sims']} | {cell(level)} | {cell(slope)} | "
                      f"{cell(e['cumulative_effect'])} |")
     return "\n".join(lines)
@@ -223,10 +232,11 @@ def table(path: str) -> str:
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args and args[0] == "table":
-        print(table(args[1] if len(args) > 1 else "benchmarks/its_coverage_results.jsonl"))
+        print(table(*(args[1:] or ["benchmarks/its_coverage_results.jsonl",
+                                   "benchmarks/its_coverage_results_fixed_b_ar1.jsonl"])))
         sys.exit(0)
     if args and args[0] == "plan":
-        run_plan(args[1] if len(args) > 1 else "benchmarks/its_coverage_results.jsonl")
+        run_plan(args[1] if len(args) > 1 else "benchmarks/its_coverage_results_fixed_b_ar1.jsonl")
         sys.exit(0)
     positional = [a for a in args if "=" not in a]
     overrides = dict(a.split("=", 1) for a in args if "=" in a)

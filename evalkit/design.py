@@ -290,10 +290,12 @@ class ITSOptions(StrictModel):
     slope_change: bool = True
     errors: Literal["none", "newey_west", "prais_winsten"] = "newey_west"
     lags: int | Literal["auto"] = "auto"
-    small_sample: Literal["fixed_b", "none"] = Field(
-        "fixed_b", description="With errors: newey_west. fixed_b: lags auto = round(1.3 sqrt(T)) - 1 (Lazarus et al. "
+    small_sample: Literal["fixed_b_ar1", "fixed_b", "none"] = Field(
+        "fixed_b_ar1", description="With errors: newey_west. fixed_b: lags auto = round(1.3 sqrt(T)) - 1 (Lazarus et al. "
         "2018) and every interval and p-value from the fixed-b null distribution of its t statistic, simulated for the "
-        "design's own regressors (Kiefer & Vogelsang 2005); holds 95% on short, autocorrelated monthly series. none: "
+        "design's own regressors with independent errors (Kiefer & Vogelsang 2005). fixed_b_ar1 (default): the same, "
+        "simulated with AR(1) errors at the residuals' median-unbiased lag-1 coefficient (for counts, of the "
+        "extra-Poisson part); holds 95% on short, persistent monthly series (docs/methods/its.md). none: "
         "the Newey-West of published tutorials (lags auto = floor(4 (T/100)^(2/9)), normal reference for counts, "
         "t(n - k) for gaussian), which covers 80-90% there (docs/methods/its.md).",
     )

@@ -24,6 +24,7 @@ from .. import MethodResult
 from ..estimates import wald, wald_estimate
 from .segmented import (
     COUNT_FAMILIES,
+    FIXED_B,
     NegbinNotConverged,
     SegmentedDesign,
     acf,
@@ -184,10 +185,10 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
 def auto_lags(n: int, small_sample: str) -> int:
     """``lags: auto``: the bandwidth the declared reference distribution was built for.
 
-    ``fixed_b`` uses Lazarus, Lewis, Stock & Watson's (2018) wider window with fixed-b
+    ``fixed_b_ar1`` and ``fixed_b`` use Lazarus, Lewis, Stock & Watson's (2018) wider window with fixed-b
     critical values; ``none`` keeps Newey & West's (1994) rule of published tutorials.
     """
-    if small_sample == "fixed_b":
+    if small_sample in FIXED_B:
         return fixed_b_auto_lags(n)
     return newey_west_auto_lags(n)
 
@@ -395,7 +396,10 @@ def _checks(design, fitted, seg, mask, spec, n_pre, n_post, outcome, family, res
                             f"Breusch-Godfrey test of order {order}: p = {p:.3f}; residuals are autocorrelated and the "
                             "declared errors (none) ignore it, so intervals may be too narrow.", values=values, **common))
     else:
-        fixed_b = ", fixed-b reference" if fitted.fixed_b is not None else ""
+        fixed_b = ""
+        if fitted.fixed_b is not None:
+            fixed_b = (f", fixed-b reference with AR(1) errors at rho {fitted.fixed_b.rho:.2f}"
+                       if fitted.small_sample == "fixed_b_ar1" else ", fixed-b reference")
         how = {"none": "model-based errors", "newey_west": f"Newey-West errors with {fitted.lags} lags{fixed_b}",
                "prais_winsten": "Prais-Winsten AR(1) errors"}[spec.errors]
         verdict = "autocorrelation detected and allowed for" if p < 0.05 else "no clear autocorrelation"

@@ -25,6 +25,8 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 COUNT_FAMILIES = ("poisson", "quasipoisson", "negbin")
+#: the small_sample options that refer t statistics to a simulated fixed-b reference
+FIXED_B = ("fixed_b_ar1", "fixed_b")
 
 
 def newey_west_auto_lags(n: int) -> int:
@@ -94,6 +96,157 @@ FIXED_B_DRAWS = 1999
 FIXED_B_SEED = 20050101
 
 
+def standard_draws(n: int) -> np.ndarray:
+    """The reference's standard normal draws, one column a draw: the same for the same ``n``."""
+    rng = np.random.default_rng(FIXED_B_SEED)
+    return np.ascontiguousarray(rng.standard_normal((FIXED_B_DRAWS, n)).T)
+
+
+def series_blocks(groups: np.ndarray) -> list[np.ndarray]:
+    """Row positions of each stacked series (rows sorted by series, then time)."""
+    breaks = np.flatnonzero(np.diff(groups) != 0) + 1
+    return np.split(np.arange(len(groups)), breaks)
+
+
+def ar1_errors(draws: np.ndarray, blocks: list[np.ndarray], rho: float) -> np.ndarray:
+    """Stationary AR(1) series with unit variance, coefficient ``rho``, from standard normal
+    ``draws`` (rows: time; each block its own series); ``rho`` 0 returns the draws."""
+    if rho == 0:
+        return draws
+    from scipy.signal import lfilter
+
+    out = np.empty_like(draws)
+    innovation = np.sqrt(1.0 - rho**2)
+    for rows in blocks:
+        part = draws[rows[0]:rows[-1] + 1].copy()
+        part[0] /= innovation   # so the first value is the draw itself: stationary from the start
+        out[rows[0]:rows[-1] + 1] = lfilter([innovation], [1.0, -rho], part, axis=0)
+    return np.ascontiguousarray(out)
+
+
+def panel_constant_share(residuals: np.ndarray, blocks: list[np.ndarray], rho: float, share: float) -> float:
+    """Share of the working residuals' variance that is a constant within each stacked series.
+
+    controlled_its's comparison panels share one intercept (Stata's itsa), so an area whose
+    rate sits above or below the others leaves a constant in its residuals; the within-panel
+    Newey-West sums it as if it were autocorrelation, which widens the interval although the
+    contrasts do not load on it. The reference carries the same constants so its statistic
+    is computed as the estimate's is. Moment estimate: the panel means' spread beyond what
+    the within-panel errors give a mean of T periods (their long-run variance at the AR(1)
+    plug-in: 1 + 2 share rho / (1 - rho) times the within variance). 0 for one series.
+    """
+    if len(blocks) < 2:
+        return 0.0
+    u = np.asarray(residuals, dtype=float)
+    means = np.array([u[rows].mean() for rows in blocks])
+    sizes = np.array([len(rows) for rows in blocks], dtype=float)
+    within = sum(float(np.sum((u[rows] - m) ** 2)) for rows, m in zip(blocks, means)) / (len(u) - len(blocks))
+    long_run = 1.0 + 2.0 * share * rho / (1.0 - rho)
+    between = float(np.mean(sizes * means**2))
+    tau = max(between - within * long_run, 0.0) / float(np.mean(sizes))
+    return tau / (tau + within) if tau + within > 0 else 0.0
+
+
+def reference_errors(n: int, blocks: list[np.ndarray], rho: float, share: float = 1.0) -> np.ndarray:
+    """The reference's errors, one column a draw: a stationary AR(1) (coefficient ``rho``) with
+    variance ``share`` plus independent noise with variance ``1 - share``, within each series.
+
+    For counts the working residuals are Pearson residuals: a Poisson part, independent from
+    period to period whatever the rate does, and the extra-Poisson part, which carries the
+    persistence of the rate (Zeger 1988: a latent AR(1) log rate); its share of the residual
+    variance is :func:`persistent_share`'s. Gaussian residuals are all share 1. ``rho`` 0 (or
+    ``share`` 0) gives the independent standard normal draws of the plain fixed-b reference,
+    unchanged; the noise has its own seeded draws.
+    """
+    draws = standard_draws(n)
+    if rho == 0 or share <= 0:
+        return draws
+    persistent = ar1_errors(draws, blocks, rho)
+    if share >= 1:
+        return persistent
+    noise = np.random.default_rng(FIXED_B_SEED + 1).standard_normal((FIXED_B_DRAWS, n)).T
+    return np.ascontiguousarray(np.sqrt(share) * persistent + np.sqrt(1.0 - share) * noise)
+
+
+def lag1_autocorrelation(u: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
+    """Lag-1 autocorrelation of residuals ``u`` (a column each) within each series, pooled:
+    sum of within-series lag-1 products of the series-demeaned residuals over their sum of squares."""
+    u = u.reshape(len(u), -1)
+    num = np.zeros(u.shape[1])
+    den = np.zeros(u.shape[1])
+    for rows in blocks:
+        part = u[rows[0]:rows[-1] + 1]
+        part = part - part.mean(axis=0)
+        num += np.einsum("tr,tr->r", part[1:], part[:-1])
+        den += np.einsum("tr,tr->r", part, part)
+    return num / np.where(den > 0, den, 1.0)
+
+
+#: the plug-in AR(1) coefficient of the reference is kept inside [0, RHO_MAX]
+RHO_MAX = 0.95
+RHO_MIN = 0.0
+
+
+def persistent_share(dispersion: float | None, Xw: np.ndarray, blocks: list[np.ndarray], rho: float) -> float:
+    """The persistent (extra-Poisson) part's share of the working residuals' variance.
+
+    ``dispersion`` None (gaussian): all of it. For counts the Pearson dispersion D estimates
+    1 + s * tr(M R) / (n - k), s the extra-Poisson variance on the Pearson scale and R the
+    AR(1) correlation matrix at ``rho``: the residual maker M removes more of a persistent
+    series than of independent noise (tr(M R) < n - k), so s = (D - 1) (n - k) / tr(M R),
+    and the share is s / (1 + s).
+    """
+    if dispersion is None:
+        return 1.0
+    n, k = Xw.shape
+    lost = 0.0   # tr(H R), H the hat matrix: tr(M R) = n - tr(H R)
+    hat_factor = np.linalg.solve(Xw.T @ Xw, Xw.T)
+    for rows in blocks:
+        lag = np.abs(np.subtract.outer(np.arange(len(rows)), np.arange(len(rows))))
+        R = rho ** lag.astype(float)
+        lost += float(np.einsum("ij,ji->", Xw[rows], hat_factor[:, rows] @ R))
+    kept = (n - lost) / (n - k)
+    extra = max(float(dispersion) - 1.0, 0.0) / max(kept, 1e-6)
+    return extra / (1.0 + extra)
+
+
+def median_unbiased_rho(residuals: np.ndarray, Xw: np.ndarray, groups: np.ndarray | None,
+                        dispersion: float | None = None) -> tuple[float, float, float]:
+    """The lag-1 autocorrelation of the working residuals, the AR(1) coefficient whose
+    residuals' median lag-1 autocorrelation (the same regressors, the same statistic) equals
+    it, and the persistent part's share of the variance (:func:`persistent_share`).
+
+    A residual autocorrelation is biased towards zero, by about (1 + 3 rho) / T for a mean
+    alone (Kendall 1954) and by more with a trend, a step and a slope change (the residual
+    maker removes low-frequency movement); on 36-60 points the bias is 0.1-0.2. Andrews'
+    (1993) median-unbiased correction inverts the statistic's median as a function of rho;
+    here that function is simulated for the design's own regressors from the reference's
+    draws (fixed seed: deterministic). For counts the Poisson part of the residuals is
+    independent noise that dilutes the autocorrelation (Zeger 1988), so the coefficient is
+    that of the persistent part, whose share is estimated jointly. Clipped to [0, RHO_MAX]: a
+    negative coefficient is taken as 0 (independent errors, the plain fixed-b reference).
+    """
+    n = Xw.shape[0]
+    groups = np.zeros(n) if groups is None else np.asarray(groups)
+    blocks = series_blocks(groups)
+    observed = float(lag1_autocorrelation(np.asarray(residuals, dtype=float), blocks)[0])
+    bread = np.linalg.inv(Xw.T @ Xw)
+
+    def median_at(rho: float) -> float:
+        e = reference_errors(n, blocks, rho, persistent_share(dispersion, Xw, blocks, rho))
+        return float(np.median(lag1_autocorrelation(e - Xw @ (bread @ (Xw.T @ e)), blocks)))
+
+    if not np.isfinite(observed) or observed <= median_at(RHO_MIN):
+        rho = RHO_MIN
+    elif observed >= median_at(RHO_MAX):
+        rho = RHO_MAX
+    else:
+        from scipy.optimize import brentq
+
+        rho = float(brentq(lambda r: median_at(r) - observed, RHO_MIN, RHO_MAX, xtol=1e-6))
+    return observed, rho, persistent_share(dispersion, Xw, blocks, rho)
+
+
 class FixedBSimulation:
     """The fixed-b null distribution of a Newey-West t statistic for this design's own regressors.
 
@@ -108,23 +261,38 @@ class FixedBSimulation:
     its weighted least squares; ``M`` the residual maker; lags and series as declared; the
     same n / (n - k) factor). For a location model this is Kiefer & Vogelsang's distribution
     (tests/test_its_calibration.py checks it against their polynomial).
+
+    The fixed-b limit is pivotal in the autocorrelation; 36-60 points are not the limit. With
+    ``rho`` > 0 (``small_sample: fixed_b_ar1``, the default) the errors are simulated with the
+    persistence the residuals show (:func:`median_unbiased_rho`): an AR(1) part with variance
+    ``share`` plus independent noise (:func:`reference_errors`), and, for stacked series, a
+    constant per series with variance ``panel_share`` (:func:`panel_constant_share`). The same
+    seeded draws: the same data give the same reference.
     """
 
-    def __init__(self, Xw: np.ndarray, lags: int, groups: np.ndarray | None, factor: float, alpha: float):
+    def __init__(self, Xw: np.ndarray, lags: int, groups: np.ndarray | None, factor: float, alpha: float,
+                 rho: float = 0.0, share: float = 1.0, panel_share: float = 0.0):
         n, k = Xw.shape
-        rng = np.random.default_rng(FIXED_B_SEED)
         self.Xw = Xw
         self.bread = np.linalg.inv(Xw.T @ Xw)
-        # draws in columns: the moving sums below run down contiguous rows
-        self.e = np.ascontiguousarray(rng.standard_normal((FIXED_B_DRAWS, n)).T)
-        self.u = self.e - Xw @ (self.bread @ (Xw.T @ self.e))
         groups = np.zeros(n) if groups is None else np.asarray(groups)
         # each series' rows, with lags zeros either side: the Bartlett sum is then a sum of
         # squared moving sums (below), O(draws x rows) whatever the lags
         # (lags beyond the series keep their weights 1 - j / (lags + 1), as statsmodels')
         self.lags = int(lags)
-        breaks = np.flatnonzero(np.diff(groups) != 0) + 1
-        self.blocks = np.split(np.arange(n), breaks)
+        self.blocks = series_blocks(groups)
+        self.rho = float(rho)
+        self.share = float(share)
+        # draws in columns: the moving sums below run down contiguous rows; with rho > 0 each
+        # series' errors carry an AR(1) part made from the same standard normal draws
+        self.e = reference_errors(n, self.blocks, self.rho, self.share)
+        self.panel_share = float(panel_share)
+        if self.panel_share > 0:
+            constants = np.random.default_rng(FIXED_B_SEED + 2).standard_normal((len(self.blocks), FIXED_B_DRAWS))
+            per_row = np.repeat(constants, [len(rows) for rows in self.blocks], axis=0)
+            self.e = np.ascontiguousarray(np.sqrt(1.0 - self.panel_share) * self.e
+                                          + np.sqrt(self.panel_share) * per_row)
+        self.u = self.e - Xw @ (self.bread @ (Xw.T @ self.e))
         self.factor = factor
         self.alpha = alpha
         self._cache: dict = {}
@@ -253,6 +421,8 @@ class SegmentedFit:
     rho: float | None = None
     fixed_b: FixedBSimulation | None = None   # the reference when small_sample is fixed_b
     se_type: str = "model"
+    small_sample: str = "none"
+    residual_lag1: float | None = None        # fixed_b_ar1: the working residuals' lag-1 autocorrelation
 
     def se(self, name: str) -> float:
         i = self.names.index(name)
@@ -268,7 +438,7 @@ class SegmentedFit:
     def reference(self) -> str:
         """The reference distribution's name, as results.json records it."""
         if self.fixed_b is not None:
-            return "fixed_b"
+            return self.small_sample
         return f"t({self.df_resid})" if self.use_t else "normal"
 
     def procedure(self, c: np.ndarray | None = None) -> dict:
@@ -279,6 +449,12 @@ class SegmentedFit:
             out["fixed_b_df"] = ref.df if np.isfinite(ref.df) else None
             out["fixed_b_scale"] = ref.scale
             out["critical_value"] = ref.critical(self.fixed_b.alpha)
+        if self.fixed_b is not None and self.small_sample == "fixed_b_ar1":
+            out["reference_rho"] = self.fixed_b.rho
+            out["reference_persistent_share"] = self.fixed_b.share
+            if len(self.fixed_b.blocks) > 1:
+                out["reference_panel_share"] = self.fixed_b.panel_share
+            out["residual_lag1"] = self.residual_lag1
         return out
 
     def critical(self, alpha: float, c: np.ndarray | None = None) -> float:
@@ -320,15 +496,17 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
     autocovariances are then taken within each series. ``small_sample: fixed_b`` (with
     ``errors: newey_west``) keeps the same standard errors and refers each estimate's t
     statistic to its fixed-b null distribution for this design (:class:`FixedBSimulation`);
-    ``none`` uses the normal (counts) or t(n - k) (gaussian) reference. ``alpha`` is the
-    design's: the fixed-b reference is exact at that level.
+    ``none`` uses the normal (counts) or t(n - k) (gaussian) reference. ``fixed_b_ar1`` (the
+    default) simulates that reference with AR(1) errors at the working residuals' bias-corrected
+    coefficient instead of independent ones. ``alpha`` is the design's: the fixed-b reference
+    is exact at that level.
     """
     fit = _fit_segmented(y, X, names, family, offset, errors, lags, groups, small_sample)
     if errors == "newey_west":
         fit.se_type = "newey_west" if groups is None else "newey_west_within_series"
-        if small_sample == "fixed_b":
+        if small_sample in FIXED_B:
             if lags is None:  # the callers resolve ``lags: auto`` to a number before fitting
-                raise ValueError("small_sample: fixed_b needs the Newey-West lags as a number")
+                raise ValueError(f"small_sample: {small_sample} needs the Newey-West lags as a number")
             n, k = X.shape
             if family in COUNT_FAMILIES:
                 mu = np.exp(X @ fit.params + (offset if offset is not None else 0.0))
@@ -337,7 +515,18 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
             else:
                 weight = np.ones(n)
                 factor = n / (n - k)   # Stata's newey factor, in the statistic as in the estimate
-            fit.fixed_b = FixedBSimulation(X * np.sqrt(weight)[:, None], lags, groups, factor, alpha)
+            Xw = X * np.sqrt(weight)[:, None]
+            rho, share, panel_share = 0.0, 1.0, 0.0
+            if small_sample == "fixed_b_ar1":
+                # the working residuals: Pearson for counts (the weighted least squares'
+                # residuals), standardised OLS residuals for gaussian
+                dispersion = fit.pearson_dispersion if family in COUNT_FAMILIES else None
+                fit.residual_lag1, rho, share = median_unbiased_rho(fit.pearson_residuals, Xw, groups, dispersion)
+                if groups is not None:
+                    panel_share = panel_constant_share(fit.pearson_residuals, series_blocks(np.asarray(groups)),
+                                                       rho, share)
+            fit.small_sample = small_sample
+            fit.fixed_b = FixedBSimulation(Xw, lags, groups, factor, alpha, rho, share, panel_share)
     elif errors == "prais_winsten":
         fit.se_type = "prais_winsten"
     return fit
