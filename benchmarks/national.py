@@ -238,7 +238,9 @@ def main(argv=None) -> int:
           f"CPU {cpus[0]:.1f} to {cpus[-1]:.1f} s, peak memory {peaks[0]:,.0f} to {peaks[-1]:,.0f} MiB")
     within = walls[0] <= BUDGET_SECONDS and peaks[-1] * 1024**2 <= BUDGET_BYTES
     print(f"budget {BUDGET_SECONDS:g} s and {BUDGET_BYTES / 1024**2:,.0f} MiB (best wall, largest peak): "
-          f"{'met' if within else 'NOT met'}; memory alone: {'met' if peaks[-1] * 1024**2 <= BUDGET_BYTES else 'NOT met'}")
+          f"{'met' if within else 'NOT met'}; memory alone: {'met' if peaks[-1] * 1024**2 <= BUDGET_BYTES else 'NOT met'}; "
+          f"in CPU seconds (best run; what a shared machine cannot inflate much): "
+          f"{'met' if cpus[0] <= BUDGET_SECONDS else 'NOT met'}")
     for i in range(max(1, args.stage_repeats)):
         stages = measure_stages(design)
         print(f"stages, run {i + 1} ({stages['rows']:,} rows read, {stages['episodes']:,} episodes in the window; "

@@ -11,6 +11,7 @@ plain paths give: the same values, the same one-line errors naming the same rows
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,3 +167,116 @@ def test_read_table_keeps_a_dictionary_column_as_arrow(tmp_path):
     assert frame["who"].astype(object).where(frame["who"].notna(), None).tolist() == ["p", "q", "p", None]
     assert frame["n"].tolist() == [1, 2, 3, 4]
     release_unused_memory()  # harmless to call at any time, on any platform
+
+
+# ------------------------------------------------------------------ the national run's memory and time (issue 16)
+SURVIVAL_DESIGN = Path(__file__).parent / "fixtures" / "survival" / "design.yaml"
+
+
+def _survival_case():
+    from evalkit.methods.survival.survival import _distinct_episodes, survival_frame
+
+    design = evalkit.load_design(SURVIVAL_DESIGN)
+    data = load_data(design)
+    return design, data, design.analysis[0], _distinct_episodes, survival_frame
+
+
+def test_distinct_episodes_come_in_area_post_hours_order_found_first():
+    # the row order is part of the result: the Cox cluster sums add the rows' residuals in it
+    design, data, spec, distinct, frame_of = _survival_case()
+    episodes, _ = distinct(design, data, spec, "analysis[0]")
+    frame, _ = frame_of(design, data, spec)
+    reference = (frame.assign(group=frame["unit"].cat.codes.to_numpy() * 2 + frame["post"].to_numpy())
+                 .groupby(["group", "hours", "found"]).size().reset_index(name="count")
+                 .sort_values(["group", "hours", "found"], ascending=[True, True, False], kind="stable"))
+    np.testing.assert_array_equal(episodes.unit * 2 + episodes.post, reference["group"].to_numpy())
+    np.testing.assert_array_equal(episodes.hours, reference["hours"].to_numpy())
+    np.testing.assert_array_equal(episodes.found, reference["found"].to_numpy())
+    np.testing.assert_array_equal(episodes.count, reference["count"].to_numpy())
+
+
+def test_selecting_rows_by_mask_is_selecting_from_the_copied_rows():
+    from dataclasses import replace
+
+    design, data, spec, distinct, _ = _survival_case()
+    rows = np.random.default_rng(5).random(len(data.episodes)) < 0.6
+    copied = replace(data, episodes=data.episodes.loc[rows].reset_index(drop=True))
+    masked, masked_dropped = distinct(design, data, spec, "analysis[0]", rows=rows)
+    plain, plain_dropped = distinct(design, copied, spec, "analysis[0]")
+    assert masked.units == plain.units and masked_dropped == plain_dropped
+    for name in ("unit_treated", "unit", "post", "hours", "found", "count"):
+        np.testing.assert_array_equal(getattr(masked, name), getattr(plain, name))
+
+
+def _cox_data(seed: int = 11, n: int = 3000):
+    rng = np.random.default_rng(seed)
+    area = rng.integers(0, 5, n)
+    post = (rng.random(n) < 0.5).astype(float)
+    X = np.column_stack([post, (area < 2) * post])
+    hours = np.round(rng.exponential(8.0, n) * 2) / 2  # heavy ties: Efron terms matter
+    return hours, rng.random(n) < 0.85, X, area, rng.integers(1, 4, n)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_cox_sums_block_by_block_are_the_full_length_sums_bit_for_bit(monkeypatch, ties):
+    from evalkit.methods.survival import cox
+
+    hours, found, X, area, weights = _cox_data()
+    whole = cox.fit_cox(hours, found, X, strata=area, cluster=area, ties=ties, weights=weights)
+    monkeypatch.setattr(cox._RiskSets, "BLOCK_TERMS", 7)  # many blocks, groups never split
+    blocks = cox.fit_cox(hours, found, X, strata=area, cluster=area, ties=ties, weights=weights)
+    assert blocks.loglik == whole.loglik and blocks.loglik_null == whole.loglik_null
+    for name in ("params", "cov", "robust_cov", "information"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    assert blocks.zph() == whole.zph()
+
+
+def test_the_test_inside_the_fit_is_the_test_after_it():
+    from evalkit.methods.survival.cox import fit_cox
+
+    hours, found, X, area, weights = _cox_data(seed=12)
+    after = fit_cox(hours, found, X, strata=area, cluster=area, weights=weights)
+    inside = fit_cox(hours, found, X, strata=area, cluster=area, weights=weights, zph="km")
+    assert inside.zph() == after.zph("km")
+    np.testing.assert_array_equal(inside.robust_cov, after.robust_cov)
+    with pytest.raises(ValueError, match="risk sets"):
+        inside.zph("identity")  # the risk sets were not kept
+
+
+def _count_episodes(seed: int = 4, n: int = 5000):
+    rng = np.random.default_rng(seed)
+    periods = pd.period_range("2020-01", periods=6, freq="M")
+    person = pd.Categorical.from_codes(rng.integers(-1, 300, n), categories=[f"p{i}" for i in range(300)])
+    frame = pd.DataFrame({
+        "unit": pd.Categorical(rng.choice(["A", "B", "C", "Z"], n)),  # Z: not an analysed unit
+        "period": periods[rng.integers(0, 6, n)],
+        "repeat": rng.random(n) < 0.3,
+        "person": person,
+    })
+    return frame, ["A", "B", "C"], periods[1:]  # the first period is outside the grid
+
+
+def test_episode_cells_count_a_subgroup_as_derive_counts_does():
+    from evalkit.data.episodes import EpisodeCells, counts_frame
+
+    frame, units, periods = _count_episodes()
+    cells = EpisodeCells.of(frame, units, periods)
+    pd.testing.assert_frame_equal(counts_frame(units, periods, *cells.count()), derive_counts(frame, units, periods))
+    for seed in range(3):
+        mask = np.random.default_rng(seed).random(len(frame)) < 0.4
+        pd.testing.assert_frame_equal(counts_frame(units, periods, *cells.count(mask)),
+                                      derive_counts(frame.loc[mask], units, periods))
+    no_person = frame.drop(columns="person")
+    pd.testing.assert_frame_equal(counts_frame(units, periods, *EpisodeCells.of(no_person, units, periods).count()),
+                                  derive_counts(no_person, units, periods))
+
+
+def test_risk_subgroups_from_categories_match_those_from_text():
+    from evalkit.data.subgroups import RISK_LEVELS, _lowercase_matches
+
+    values = pd.Series(["High", "low", None, "MEDIUM", "high ", "Low", "unknown", None] * 3)
+    from_categories = _lowercase_matches(values.astype("category"), RISK_LEVELS)
+    from_text = _lowercase_matches(values.astype(object), RISK_LEVELS)
+    for ours, theirs in zip(from_categories, from_text):
+        np.testing.assert_array_equal(ours, theirs)
+    assert [int(m.sum()) for m in from_text] == [3, 3, 6]

@@ -19,6 +19,7 @@ the per-cell counts are numpy ``bincount``s over (unit, period) cell numbers.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -484,29 +485,85 @@ def derive_counts(episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) 
     ``episodes`` must carry ``unit``, ``period`` and ``repeat`` and hold only episodes in
     the window. Returns one row per (unit, period), units outer, in the given orders.
     """
-    unit_position = unit_positions(episodes["unit"], units)
-    period_position = period_positions(episodes["period"], periods)
-    inside = (unit_position >= 0) & (period_position >= 0)
-    n_cells = len(units) * len(periods)
-    cell = unit_position[inside].astype(np.int64) * len(periods) + period_position[inside]
-    reports = np.bincount(cell, minlength=n_cells)
-    repeats = np.bincount(cell, weights=episodes["repeat"].to_numpy(dtype=bool)[inside], minlength=n_cells)
-    codes = person_codes(episodes)
-    if codes is not None:
-        known = codes[inside] >= 0
-        width = int(codes.max()) + 1 if len(codes) else 1  # no episodes: every count is 0
-        # distinct (cell, person) pairs: sort the combined key (numpy's hash-based
-        # np.unique is far slower than a sort on millions of int64s)
-        pairs = np.sort(cell[known] * width + codes[inside][known])
-        distinct = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
-        persons = np.bincount(distinct // width, minlength=n_cells)
-    else:
-        persons = reports
-    counts = pd.DataFrame({
+    return counts_frame(units, periods, *EpisodeCells.of(episodes, units, periods).count())
+
+
+def counts_frame(units: list, periods: pd.PeriodIndex, reports: np.ndarray, repeats: np.ndarray,
+                 persons: np.ndarray) -> pd.DataFrame:
+    """:func:`derive_counts`' frame from the counts per cell (:meth:`EpisodeCells.count`)."""
+    return pd.DataFrame({
         "unit": pd.Index(units).repeat(len(periods)),
         "period": periods[np.tile(np.arange(len(periods)), len(units))],
         "reports": reports.astype("int64"),
         "repeat_reports": np.rint(repeats).astype("int64"),
         "persons": persons.astype("int64"),
     })
-    return counts
+
+
+@dataclass
+class EpisodeCells:
+    """Each episode's (unit, period) cell and (cell, person) pair, for counting.
+
+    Made once (:meth:`of`), they count any subset of the episodes (:meth:`count` with a
+    mask): the moderator subgroups recount the national extract eight times, and the
+    lookups of areas and periods and the person codes are the costly part of a count.
+
+    Attributes
+    ----------
+    cell : ndarray of int64
+        ``unit position * n_periods + period position``; -1 outside the grid.
+    repeat : ndarray of bool
+    pair : ndarray of int64 or None
+        ``cell * width + person code`` (-1 outside the grid or for an unknown person), or
+        None when no person is mapped (persons are then counted as reports).
+    width : int
+        Person codes are below it.
+    n_cells : int
+    """
+
+    cell: np.ndarray
+    repeat: np.ndarray
+    pair: np.ndarray | None
+    width: int
+    n_cells: int
+
+    @classmethod
+    def of(cls, episodes: pd.DataFrame, units: list, periods: pd.PeriodIndex) -> EpisodeCells:
+        # in place where it can be: each temporary is one int64 per episode (28 MB nationally)
+        unit_position = unit_positions(episodes["unit"], units)
+        period_position = period_positions(episodes["period"], periods)
+        outside = (unit_position < 0) | (period_position < 0)
+        cell = np.multiply(unit_position, len(periods), dtype=np.int64)
+        del unit_position
+        cell += period_position
+        del period_position
+        cell[outside] = -1
+        repeat = episodes["repeat"].to_numpy(dtype=bool)
+        codes = person_codes(episodes)
+        pair, width = None, 1
+        if codes is not None:
+            width = int(codes.max()) + 1 if len(codes) else 1  # no episodes: every count is 0
+            pair = np.multiply(cell, width, dtype=np.int64)
+            pair += codes
+            pair[outside | (codes < 0)] = -1
+        return cls(cell=cell, repeat=repeat, pair=pair, width=width, n_cells=len(units) * len(periods))
+
+    def count(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reports, repeat reports and distinct persons per cell, of the episodes in
+        ``mask`` (default: all)."""
+        inside = self.cell >= 0 if mask is None else mask & (self.cell >= 0)
+        reports = np.bincount(self.cell[inside], minlength=self.n_cells)
+        inside &= self.repeat  # repeat reports counted, not summed as float weights: the same whole numbers
+        repeats = np.bincount(self.cell[inside], minlength=self.n_cells)
+        del inside
+        if self.pair is None:
+            return reports, repeats, reports
+        known = self.pair >= 0 if mask is None else mask & (self.pair >= 0)
+        # distinct (cell, person) pairs: sort the combined key (numpy's hash-based
+        # np.unique is far slower than a sort on millions of int64s), in place
+        pairs = self.pair[known]
+        del known
+        pairs.sort()
+        distinct = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+        persons = np.bincount(distinct // self.width, minlength=self.n_cells)
+        return reports, repeats, persons

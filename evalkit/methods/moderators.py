@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..data import AnalysisData
+from ..data.episodes import EpisodeCells
+from ..data.sources import release_unused_memory
 from ..data.subgroups import subgroup_data, subgroup_masks
 from ..design import Design
 from ..errors import EvalkitError
@@ -32,9 +34,11 @@ def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
     # columns the counts come from, not the whole episode frame (millions of rows nationally)
     counted = [c for c in ("unit", "period", "repeat", "person") if c in data.episodes.columns]
     slim = replace(data, episodes=data.episodes[counted])
+    cells = EpisodeCells.of(slim.episodes, data.units, data.periods)  # each episode's cell, found once for every subgroup
+    release_unused_memory()  # their construction's scratch, else resident through the refits
     for moderator, level, mask in subgroup_masks(data.episodes):
         try:
-            result = fit(design, subgroup_data(slim, design, mask), spec, index)
+            result = fit(design, subgroup_data(slim, design, mask, cells), spec, index)
         except EvalkitError as exc:
             skipped.append(f"{level}: {exc.what}")
             continue

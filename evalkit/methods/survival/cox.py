@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from ...data.durations import frequency_weights, group_time_order
+from ...data.sources import release_unused_memory
 
 #: largest number of distinct covariate rows the pattern-count engine accepts (it keeps an
 #: episodes x patterns table of counts: indicators for a DiD give 3)
@@ -79,6 +80,9 @@ class CoxFit:
         cov = self.robust_cov if robust and self.robust_cov is not None else self.cov
         return np.sqrt(np.diag(cov))
 
+    #: the test computed inside :func:`fit_cox` (its ``zph`` argument), by transform
+    _zph_done: dict = field(repr=False, default_factory=dict)
+
     def zph(self, transform: str = "km") -> dict:
         """The proportional-hazards test (R ``cox.zph``) for each covariate and globally.
 
@@ -87,6 +91,8 @@ class CoxFit:
         dict
             ``{"terms": {name: {"chisq", "df", "p"}}, "global": {"chisq", "df", "p"}}``.
         """
+        if transform in self._zph_done:
+            return self._zph_done[transform]
         return _zph(self, transform)
 
 
@@ -98,17 +104,28 @@ class _RiskSets:
     those of the expanded data. The Efron terms are one per event (subject), ``d`` per
     tie group, stored group after group: ``np.repeat(per_group, d)`` spreads a group's
     value over its terms and ``np.add.reduceat(per_term, starts)`` sums them back.
+
+    Only what a Newton step sums over all the terms at once (``denom`` and ``mean``) is
+    held at full length. Everything else per term (the Efron fractions ``l / d``, the
+    inverses and products that are summed within each group) is made for a block of
+    whole groups at a time (:meth:`blocks`): a sum within a group reads that group's
+    terms only, so the sums are exactly those over full-length vectors, and the national
+    fit holds a few vectors of 3.5 million floats fewer at once.
     """
+
+    #: Efron terms per block of whole groups (a few MB per vector)
+    BLOCK_TERMS = 1 << 18
 
     def __init__(self, time, event, X, strata, weights=None):
         n, p = X.shape
         self.n, self.p = n, p
+        self._last_terms: tuple | None = None  # (ties, beta bytes) and the arrays of terms()
         patterns, pattern = _covariate_patterns(X)
         if len(patterns) > MAX_PATTERNS:
             raise CoxError(f"{len(patterns)} distinct covariate rows; this engine handles indicator covariates "
                            f"(at most {MAX_PATTERNS} patterns)")
         K = len(patterns)
-        self.patterns, self.pattern, self.K = patterns, pattern, K
+        self.patterns, self.K = patterns, K
         order = group_time_order(strata, time)  # by stratum, then time (ties in any order)
         self.order = order
         s_s, t_s, e_s, k_s = strata[order], time[order], event[order], pattern[order]
@@ -123,7 +140,6 @@ class _RiskSets:
         if self.G == 0:
             raise CoxError("no episode is found (every one is censored)")
         g_first = block_first[event_block]
-        self.group_stratum = s_s[g_first]
         self.group_time = t_s[g_first]
         self.d = block_events[event_block]
         # at risk per pattern at each event group: subjects of the stratum with time >= t,
@@ -149,10 +165,11 @@ class _RiskSets:
         # Efron terms: one per event, l = 0..d-1 within its group, weighted l / d
         self.starts = np.cumsum(self.d) - self.d
         self.n_terms = int(self.d.sum())
-        frac = np.arange(self.n_terms, dtype=float)  # l = term number - the group's first term
-        frac -= self.spread(self.starts.astype(float))
-        frac /= self.spread(self.d.astype(float))
-        self.frac = frac
+        # blocks of whole groups of about BLOCK_TERMS terms: (first group, end group, first term, end term)
+        cuts = np.searchsorted(self.starts, np.arange(0, self.n_terms, self.BLOCK_TERMS), side="right") - 1
+        group_bounds = np.unique(np.append(cuts, self.G)).tolist()
+        term_bounds = np.append(self.starts, self.n_terms)[group_bounds].tolist()
+        self._blocks = list(zip(group_bounds[:-1], group_bounds[1:], term_bounds[:-1], term_bounds[1:]))
         # per sorted subject: how many event groups precede or share its (stratum, time),
         # and how many belong to earlier strata (for within-stratum cumulative sums)
         group_mark = np.zeros(n, dtype=np.int64)
@@ -170,17 +187,37 @@ class _RiskSets:
         """A per-group vector repeated over each group's Efron terms."""
         return np.repeat(per_group, self.d)
 
-    def group_sums(self, per_term: np.ndarray) -> np.ndarray:
-        """Sums of a per-term vector within each group."""
-        return np.add.reduceat(per_term, self.starts)
+    def blocks(self):
+        """(groups, terms, d, local starts) of each block: slices of whole groups and of
+        their terms, the groups' sizes, and each group's first term within the block."""
+        for g0, g1, t0, t1 in self._blocks:
+            yield slice(g0, g1), slice(t0, t1), self.d[g0:g1], self.starts[g0:g1] - t0
+
+    def fractions(self, groups: slice, terms: slice, d: np.ndarray) -> np.ndarray:
+        """Efron's ``l / d`` for the terms of a block (l = term number - its group's first)."""
+        frac = np.arange(terms.start, terms.stop, dtype=float)
+        frac -= np.repeat(self.starts[groups].astype(float), d)
+        frac /= np.repeat(d.astype(float), d)
+        return frac
 
     def terms(self, beta: np.ndarray, ties: str):
         """Per-pattern weights and the Efron (or Breslow) terms at ``beta``.
 
         ``denom`` (one per term) and ``mean`` (p x terms: the Efron-weighted mean covariates
-        of the risk set) are computed one covariate at a time on contiguous vectors (the
-        slow part of a Newton step on millions of events); ``frac`` is None for Breslow
-        (every term of a group has the whole risk set)."""
+        of the risk set) are made on contiguous vectors, the Efron shares of tied events
+        block by block (the slow part of a Newton step on millions of events); ``efron``
+        is False for Breslow (every term of a group has the whole risk set).
+
+        The last call's arrays are kept: a fit evaluates its final ``beta`` once in the
+        Newton loop and again for the score residuals and the ``cox.zph`` test, and on
+        the national extract each evaluation is about 0.1 s and 90 MB of per-term
+        vectors. A call at another ``beta`` drops them before making its own, so no
+        more is held at once than before. Nothing here or in the callers writes into
+        the arrays returned."""
+        cache_key = (ties, np.asarray(beta, dtype=float).tobytes())
+        if self._last_terms is not None and self._last_terms[0] == cache_key:
+            return self._last_terms[1]
+        self._last_terms = None
         eta = self.patterns @ beta
         eta_shift = eta - eta.max()
         w = np.exp(eta_shift)
@@ -189,39 +226,54 @@ class _RiskSets:
         # mostly wait (and compete with other jobs on a small machine)
         S0, S1 = np.einsum("gk,k->g", self.C, w), np.einsum("gk,kj->jg", self.C, wx)
         D0, D1 = np.einsum("gk,k->g", self.E, w), np.einsum("gk,kj->jg", self.E, wx)
-        frac = self.frac if ties == "efron" else None
-        denom = self.spread(S0)
-        if frac is not None:
-            denom -= frac * self.spread(D0)
+        efron = ties == "efron"
+        # filled block by block (the same values as at full length, no full-length scratch);
+        # Efron: minus l / d of the tied events' share
+        denom = np.empty(self.n_terms)
+        for groups, terms, d, _ in self.blocks():
+            denom[terms] = np.repeat(S0[groups], d)
+            if efron:
+                share = np.repeat(D0[groups], d)
+                share *= self.fractions(groups, terms, d)
+                denom[terms] -= share
+        del S0, D0
+        # the log-likelihood's sum of log denominators, the logs written into ``mean``'s
+        # first row before it is filled: no vector of a float per event beside it
         mean = np.empty((self.p, self.n_terms))
-        for j in range(self.p):
-            row = mean[j]
-            row[:] = self.spread(S1[j])
-            if frac is not None:
-                row -= frac * self.spread(D1[j])
-            row /= denom
-        return eta, eta_shift, w, frac, denom, mean
+        log_denominators = float(np.log(denom, out=mean[0]).sum())
+        for groups, terms, d, _ in self.blocks():
+            frac = self.fractions(groups, terms, d) if efron else None
+            for j in range(self.p):
+                row = mean[j, terms]
+                row[:] = np.repeat(S1[j, groups], d)
+                if frac is not None:
+                    share = np.repeat(D1[j, groups], d)
+                    share *= frac
+                    row -= share
+                row /= denom[terms]
+        del S1, D1
+        self._last_terms = (cache_key, (eta, eta_shift, w, efron, denom, mean, log_denominators))
+        return eta, eta_shift, w, efron, denom, mean, log_denominators
 
     def loglik_derivatives(self, beta: np.ndarray, ties: str):
         """Log partial likelihood, score and information at ``beta``."""
-        _, eta_shift, w, frac, denom, mean = self.terms(beta, ties)
-        loglik = float(self.events_per_pattern @ eta_shift - np.log(denom).sum())
+        _, eta_shift, w, efron, denom, mean, log_denominators = self.terms(beta, ties)
+        loglik = float(self.events_per_pattern @ eta_shift - log_denominators)
         score = self.events_per_pattern @ self.patterns - mean.sum(axis=1)
-        info = self._information(w, frac, denom, mean, None)
+        info = self._information(w, efron, denom, mean, None)
         return loglik, score, info
 
-    def _information(self, w, frac, denom, mean, row_weight):
+    def _information(self, w, efron: bool, denom, mean, row_weight):
         """``sum_rows row_weight * V_row``, V_row the Efron-weighted covariance of the risk set
         (row_weight None, i.e. 1: the information; g(t) and g(t)^2: the blocks of cox.zph's
         matrix)."""
-        inverse = 1.0 / denom if row_weight is None else row_weight / denom
-        cw = self.group_sums(inverse)
-        if frac is not None:
-            inverse *= frac
-            ew = self.group_sums(inverse)
-        else:
-            ew = np.zeros(self.G)
-        del inverse
+        cw, ew = np.empty(self.G), np.zeros(self.G)
+        for groups, terms, d, local_starts in self.blocks():
+            inverse = 1.0 / denom[terms] if row_weight is None else row_weight[terms] / denom[terms]
+            cw[groups] = np.add.reduceat(inverse, local_starts)
+            if efron:
+                inverse *= self.fractions(groups, terms, d)
+                ew[groups] = np.add.reduceat(inverse, local_starts)
         pattern_weight = (np.einsum("g,gk->k", cw, self.C) - np.einsum("g,gk->k", ew, self.E)) * w
         second = np.einsum("k,ki,kj->ij", pattern_weight, self.patterns, self.patterns)
         if row_weight is None:
@@ -230,20 +282,25 @@ class _RiskSets:
 
     def score_residuals(self, beta: np.ndarray, ties: str) -> np.ndarray:
         """Per-subject (per-row) score residuals (R ``residuals(fit, "score")``), in input order."""
-        _, _, w, frac, denom, mean = self.terms(beta, ties)
-        p = self.p
-        inverse = 1.0 / denom
-        del denom
-        A0 = self.group_sums(inverse)
-        A1 = np.column_stack([self.group_sums(mean[j] * inverse) for j in range(p)])
-        M1 = np.column_stack([self.group_sums(mean[j]) for j in range(p)]) / self.d[:, None]
-        if frac is not None:
-            inverse *= frac
-            B0 = self.group_sums(inverse)
-            B1 = np.column_stack([self.group_sums(mean[j] * inverse) for j in range(p)])
-        else:
-            B0, B1 = np.zeros(self.G), np.zeros((self.G, p))
-        del mean, inverse
+        _, _, w, efron, denom, mean, _ = self.terms(beta, ties)
+        p, G = self.p, self.G
+        A0, A1, M1 = np.empty(G), np.empty((G, p)), np.empty((G, p))
+        B0, B1 = np.zeros(G), np.zeros((G, p))
+        for groups, terms, d, local_starts in self.blocks():
+            inverse = 1.0 / denom[terms]
+            A0[groups] = np.add.reduceat(inverse, local_starts)
+            for j in range(p):
+                A1[groups, j] = np.add.reduceat(mean[j, terms] * inverse, local_starts)
+                M1[groups, j] = np.add.reduceat(mean[j, terms], local_starts)
+            if efron:
+                inverse *= self.fractions(groups, terms, d)
+                B0[groups] = np.add.reduceat(inverse, local_starts)
+                for j in range(p):
+                    B1[groups, j] = np.add.reduceat(mean[j, terms] * inverse, local_starts)
+        M1 /= self.d[:, None]
+        # the last use of this step's terms in a fit: dropped before the per-subject arrays are made
+        self._last_terms = None
+        del mean, denom
         cA0 = np.concatenate([[0.0], np.cumsum(A0)])
         cA1 = np.vstack([np.zeros((1, p)), np.cumsum(A1, axis=0)])
         upto, before = self.groups_upto, self.groups_before_stratum
@@ -294,7 +351,7 @@ def _covariate_patterns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", names=None,
-            max_iter: int = 30, tol: float = 1e-11, weights=None) -> CoxFit:
+            max_iter: int = 30, tol: float = 1e-11, weights=None, zph: str | None = None) -> CoxFit:
     """Fit a stratified Cox model by Newton-Raphson (with step halving, as R's coxph).
 
     Parameters
@@ -319,6 +376,11 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
         add each row's residual ``weight`` times), computed on the distinct rows. Not R's
         case weights: R's Efron approximation counts tied rows, so ``coxph(weights = )``
         on collapsed rows differs from ``coxph`` on the episodes; this equals the latter.
+    zph : str, optional
+        A ``cox.zph`` transform ("km", "identity", "log"): the proportional-hazards test is
+        computed inside the fit, from the last Newton step's terms, and the risk sets are
+        not kept (tens of MB nationally): ``CoxFit.zph`` gives that test, the same as
+        computed afterwards, and only that one.
 
     Raises
     ------
@@ -344,6 +406,7 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
             n = X.shape[0]
     strata_codes = np.zeros(n, dtype=np.int64) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1].reshape(-1)
     risk = _RiskSets(time, event, X, strata_codes, weights)
+    release_unused_memory()  # the risk sets' construction scratch, else resident through the Newton steps
     beta = np.zeros(p)
     loglik, score, info = risk.loglik_derivatives(beta, ties)
     loglik_null = loglik
@@ -369,24 +432,31 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
             break
     if not converged:
         raise CoxError(f"Newton-Raphson did not converge in {max_iter} iterations")
+    release_unused_memory()  # the Newton steps' freed scratch, before the test and the residuals add theirs
     if np.linalg.matrix_rank(info) < p:
         raise CoxError("the information matrix is singular: a covariate does not vary within strata")
     cov = np.linalg.inv(info)
-    robust = None
-    n_clusters = None
+    n_subjects = n if weights is None else int(weights.sum())
+    events = int(event.sum()) if weights is None else int(weights[event].sum())
+    fitted = CoxFit(names=names, params=beta, cov=cov, robust_cov=None, loglik=loglik, loglik_null=loglik_null,
+                    iterations=iterations, n=n_subjects, events=events, strata=risk.n_strata, clusters=None,
+                    ties=ties, information=info, _risk=(risk, time, event, weights))
+    if zph is not None:
+        # before the score residuals, which drop the last step's terms that the test reuses
+        fitted._zph_done[zph] = _zph(fitted, zph)
+        release_unused_memory()  # the test's per-term vector, before the residuals' arrays
     if cluster is not None:
         clusters = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
-        n_clusters = int(clusters.max()) + 1
+        fitted.clusters = int(clusters.max()) + 1
         resid = risk.score_residuals(beta, ties)
         if weights is not None:
             resid *= weights[:, None]
-        summed = np.column_stack([np.bincount(clusters, weights=resid[:, j], minlength=n_clusters) for j in range(p)])
-        robust = cov @ (summed.T @ summed) @ cov
-    n_subjects = n if weights is None else int(weights.sum())
-    events = int(event.sum()) if weights is None else int(weights[event].sum())
-    return CoxFit(names=names, params=beta, cov=cov, robust_cov=robust, loglik=loglik, loglik_null=loglik_null,
-                  iterations=iterations, n=n_subjects, events=events, strata=risk.n_strata, clusters=n_clusters,
-                  ties=ties, information=info, _risk=(risk, time, event, weights))
+        summed = np.column_stack([np.bincount(clusters, weights=resid[:, j], minlength=fitted.clusters)
+                                  for j in range(p)])
+        fitted.robust_cov = cov @ (summed.T @ summed) @ cov
+    if zph is not None:
+        fitted._risk = None
+    return fitted
 
 
 def _km_transform(time: np.ndarray, event: np.ndarray, at: np.ndarray, weights=None) -> np.ndarray:
@@ -420,16 +490,21 @@ def _zph(fit: CoxFit, transform: str) -> dict:
         g_group = np.log(risk.group_time)
     else:
         raise ValueError(f"unknown transform {transform!r}")
-    g_group = g_group - risk.spread(g_group).mean()  # centred over the events, as cox.zph
+    # centred over the events, as cox.zph; the per-term vector is centred in place (the same
+    # subtraction per term as spreading the centred groups, without a second such vector)
     g_row = risk.spread(g_group)
-    _, _, w, frac, denom, mean = risk.terms(fit.params, fit.ties)
+    centre = g_row.mean()
+    g_group = g_group - centre
+    g_row -= centre
+    _, _, w, efron, denom, mean, _ = risk.terms(fit.params, fit.ties)
     p = risk.p
     # sum over events of g(t) (x_i - xbar(t)): events weighted by g, minus the Efron means
     g_x_events = np.einsum("gk,g->k", risk.E, g_group)  # sum of g over the events of each pattern
     u_time = g_x_events @ risk.patterns - np.einsum("ir,r->i", mean, g_row)
     i11 = fit.information
-    i12 = risk._information(w, frac, denom, mean, g_row)
-    i22 = risk._information(w, frac, denom, mean, g_row ** 2)
+    i12 = risk._information(w, efron, denom, mean, g_row)
+    np.square(g_row, out=g_row)  # now g(t)^2 per term, in place
+    i22 = risk._information(w, efron, denom, mean, g_row)
     imat = np.block([[i11, i12], [i12.T, i22]])
     u = np.concatenate([np.zeros(p), u_time])
     def score_test(sub_u: np.ndarray, sub_i: np.ndarray, df: int) -> dict:
