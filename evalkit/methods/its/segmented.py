@@ -20,7 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+# the model modules, not statsmodels.api: the api imports every model and its test runner
+# (about 0.3-0.5 s and 27 MiB of a national run, benchmarks/national.py)
+from statsmodels.discrete.discrete_model import NegativeBinomial
+from statsmodels.genmod.families import Poisson
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.regression.linear_model import OLS
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
@@ -535,7 +540,7 @@ def fit_segmented(y: np.ndarray, X: np.ndarray, names: list[str], family: str, o
 def _fit_segmented(y, X, names, family, offset, errors, lags, groups, small_sample) -> SegmentedFit:
     n, k = X.shape
     if family in COUNT_FAMILIES:
-        poisson = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit()
+        poisson = GLM(y, X, family=Poisson(), offset=offset).fit()
         mu = poisson.mu
         pearson = (y - mu) / np.sqrt(mu)
         pearson_dispersion = float(np.sum(pearson**2) / (n - k))
@@ -545,18 +550,18 @@ def _fit_segmented(y, X, names, family, offset, errors, lags, groups, small_samp
         if errors == "newey_west":
             # the sandwich does not depend on the dispersion: statsmodels' GLM HAC matches
             # the textbook Bartlett-kernel sandwich with no small-sample adjustment
-            robust = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit(**_hac(lags, groups, False))
+            robust = GLM(y, X, family=Poisson(), offset=offset).fit(**_hac(lags, groups, False))
             cov = np.asarray(robust.cov_params())
         else:
             cov = np.asarray(poisson.cov_params()) * scale
         return SegmentedFit(np.asarray(poisson.params), cov, names, family, scale, n - k, n,
                             lags if errors == "newey_west" else None, False, None, pearson, pearson_dispersion)
     # gaussian: ordinary least squares, t-based inference as Stata's regress/newey
-    ols = sm.OLS(y, X).fit()
+    ols = OLS(y, X).fit()
     resid = ols.resid
     sigma2 = float(np.sum(resid**2) / (n - k))
     if errors == "newey_west":
-        robust = sm.OLS(y, X).fit(**_hac(lags, groups, True))
+        robust = OLS(y, X).fit(**_hac(lags, groups, True))
         cov = np.asarray(robust.cov_params())
         params = np.asarray(ols.params)
         rho = None
@@ -573,7 +578,7 @@ def _fit_segmented(y, X, names, family, offset, errors, lags, groups, small_samp
 
 def _fit_negbin(y, X, names, offset, errors, lags, poisson, pearson_dispersion, groups=None) -> SegmentedFit:
     n, k = X.shape
-    model = sm.NegativeBinomial(y, X, offset=offset, loglike_method="nb2")
+    model = NegativeBinomial(y, X, offset=offset, loglike_method="nb2")
     # start from the Poisson fit and the moment estimate of alpha: var = mu + alpha mu^2
     mu = np.asarray(poisson.mu)
     alpha0 = max(float(np.sum(((y - mu) ** 2 - mu) / mu**2) / (n - k)), 1e-4)
