@@ -25,7 +25,8 @@ from scipy import stats
 
 from ...design import Design
 from ...errors import EvalkitError
-from ...inference.randomization import invert_randomization_test, randomization_interval_note, randomization_test
+from ...inference.randomization import (invert_randomization_test, p_value_of, randomization_interval_note,
+                                         randomization_test)
 from ...inference.wild_cluster import wild_cluster_bootstrap
 from ...periods import PERIODS_PER_YEAR
 from ...results import Analysis, Check, Estimate
@@ -34,6 +35,7 @@ from ..estimates import wald
 from .bacon import NEVER
 from .checks import AUTO_ANALYTIC_FROM, FEW_TREATED, MAX_ENUMERATE, bacon_check, few_treated_check, pre_trend_check
 from .estimate import DiDFit, DiDSample, estimate, post_rows
+from .fast_ppml import PermutationStatistics
 from .twfe import FixedEffectsDesign, TwoWayProjection
 
 
@@ -80,14 +82,8 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
     series_extra: dict = {}
     rng = np.random.default_rng(design.seed)
     if spec.inference == "randomization":
-        def statistic(assignment: dict) -> float:
-            return estimate(sample, sample.positions(assignment), estimator, covariance=False,
-                             start=observed.params).statistic
-
-        test = randomization_test(statistic, sample.units, adoption, rng, reps=spec.reps,
-                                  max_enumerate=max(MAX_ENUMERATE, spec.reps + 1))
+        test, inverted = _randomization(sample, positions, estimator, observed, adoption, rng, spec, alpha)
         p_value = test.p_value
-        inverted = _randomization_interval(sample, positions, estimator, observed, test, alpha)
         low = -np.inf if inverted.low is None else inverted.low
         high = np.inf if inverted.high is None else inverted.high
         ci_method = inverted.method
@@ -177,6 +173,10 @@ def fit(design: Design, data, spec, index: int = 0) -> MethodResult:
         },
         series=_series(sample, positions, observed, cohorts, family, outcome, series_extra, bacon),
     )
+    from .event_study import honest_inputs  # the parallel-trends sensitivity's event study (event_study.py)
+    honest = honest_inputs(sample, positions, PERIODS_PER_YEAR[design.data.frequency])
+    if honest is not None:
+        result.analysis.series["honest_inputs"] = honest
     return result
 
 
@@ -340,6 +340,47 @@ def _wild_cluster(sample: DiDSample, observed: DiDFit, rng, spec, alpha: float):
 
 
 # ----------------------------------------------------------------------------- randomization interval
+#: compute the permutations as arrays (fast_ppml.PermutationStatistics); False: one
+#: ``estimate`` call per assignment and null, as before (benchmarks/did_randomization_speed.py)
+FAST_PERMUTATIONS = True
+
+
+def _randomization(sample: DiDSample, positions, estimator: str, observed: DiDFit, adoption: dict, rng, spec,
+                   alpha: float):
+    """The randomization test and its inversion (docs/methods/did.md, "Randomization inference").
+
+    The assignments are drawn (or enumerated) by ``randomization_test`` exactly as before; the
+    statistics of all of them, at 0 and at each null of the inversion, come from
+    :class:`PermutationStatistics`: array solvers for every assignment, ``estimate`` itself for
+    the entries a decision or a reported number rests on, repeated until no further entry is
+    decisive. The result is the one-at-a-time path's to the last bit, in seconds instead of
+    minutes.
+    """
+    reps, most = spec.reps, max(MAX_ENUMERATE, spec.reps + 1)
+    if not FAST_PERMUTATIONS:
+        def statistic(assignment: dict) -> float:
+            return estimate(sample, sample.positions(assignment), estimator, covariance=False,
+                            start=observed.params).statistic
+
+        test = randomization_test(statistic, sample.units, adoption, rng, reps=reps, max_enumerate=most)
+        return test, _randomization_interval(sample, positions, estimator, observed, test, alpha)
+    shell = randomization_test(lambda assignment: 0.0, sample.units, adoption, rng, reps=reps, max_enumerate=most)
+    assignments = np.array([sample.positions(a) for a in shell.assignments or []])
+    se = _fitted(observed)[0]
+    permutations = PermutationStatistics(sample, estimator, assignments, post_rows(sample, positions), observed.params, se)
+    for round_ in range(21):
+        if round_ == 20:   # never seen: the decisive entries did not settle, so every entry is estimate's
+            permutations.everywhere = True
+        stats = permutations.vector(0.0)
+        test = replace(shell, observed=float(stats[0]), p_value=p_value_of(stats), statistics=stats)
+        inverted = invert_randomization_test(permutations.vector, observed.statistic, se, alpha, test.smallest_p,
+                                             p_at_zero=test.p_value, linear=sample.family == "linear",
+                                             statistics_at_zero=stats)
+        if permutations.everywhere or not permutations.refresh(observed.statistic, (inverted.low, inverted.high)):
+            break
+    return test, inverted
+
+
 def _randomization_interval(sample: DiDSample, positions, estimator: str, observed: DiDFit, test, alpha: float):
     """Invert the randomization test: the null effects it does not reject, the same assignments for each.
 
