@@ -57,19 +57,16 @@ def timed_fit(design, data, spec, index, fast: bool) -> dict:
     spent = {"test": 0.0, "pre_trends": 0.0}
     inner, pre = did._randomization, checks.pre_trend_check
 
-    def test(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            spent["test"] += time.perf_counter() - started
+    def timing(name: str, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return timed
 
-    def pre_trends(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return pre(*args, **kwargs)
-        finally:
-            spent["pre_trends"] += time.perf_counter() - started
+    test, pre_trends = timing("test", inner), timing("pre_trends", pre)
 
     made = []
     init = did.PermutationStatistics.__init__
