@@ -166,6 +166,15 @@ def _check_complete(panel: pd.DataFrame, periods: pd.PeriodIndex, where: str, ag
                                    f"{year} figures would miss it", "use a file with the successors' figures too, "
                                    "or narrow data.window")
             if aggregate and first is not None and year < first:
+                # every authority it replaced that had children's services that year must be
+                # there (Bournemouth, Poole and the Dorset county for Bournemouth, Christchurch
+                # and Poole), or the force area's earlier years silently miss one of them
+                lacking = [p for p in predecessors(unit) if _children_services_in(p, year) and p not in held]
+                if lacking:
+                    raise EvalkitError(where, f"authority '{unit}' ({authority_name(unit)}) began in {first}, but "
+                                       f"{', '.join(lacking)}, which it replaced, {'have' if len(lacking) > 1 else 'has'} no figures: its force area's "
+                                       f"{year} figures would miss it", "use a file with the earlier authorities' "
+                                       "figures too, or narrow data.window")
                 if any(p in held for p in predecessors(unit)):
                     continue
                 raise EvalkitError(where, f"authority '{unit}' ({authority_name(unit)}) began in {first}, and "
@@ -176,6 +185,15 @@ def _check_complete(panel: pd.DataFrame, periods: pd.PeriodIndex, where: str, ag
 
             raise EvalkitError(where, f"authority '{unit}' has no figures for {period}{abolished_hint(unit, year)}",
                                "narrow data.window to the years every authority has")
+
+
+def _children_services_in(code: str, year: int) -> bool:
+    """Whether ``code`` was a children's services authority (it has a DfE code) in collection year ``year``."""
+    from .geography import authority, collection_year_span
+
+    row = authority(code)
+    first, last = collection_year_span(code)
+    return bool(row is not None and row.dfe) and (first is None or first <= year) and (last is None or year <= last)
 
 
 def _refuse_first(bad: pd.Series, values: pd.Series, frame: pd.DataFrame, where: str, column: str, what: str,
@@ -250,7 +268,6 @@ def load_dfe_published(design):
                            "give adoption years under units.adoption", key="units.adoption_column")
     path = design.resolve(spec.source)
     rows = read_published(path, where)
-    code_checks = check_la_codes(rows, where)
     from .ssda903 import with_ons_units
 
     design = with_ons_units(design)
@@ -262,6 +279,7 @@ def load_dfe_published(design):
         if not len(rows):
             raise EvalkitError(where, f"no figures inside data.window ({first} to {last})",
                                "check data.window against the years in the file")
+    code_checks = check_la_codes(rows, where)  # only the rows used: a year left out cannot stop the run
     panel, checks = published_panel(design, rows, where)
     panel["period"] = pd.PeriodIndex(panel["year"].astype(str), freq="Y")
     if spec.window is None:
