@@ -17,7 +17,9 @@ Where the returns are
 A DfE three-digit code (in a folder's name or the LA column) is read as the authority's
 ONS code from the shipped lookup (:func:`evalkit.data.geography.ons_code`: 384 is
 E08000036, 835 the Dorset county abolished in 2019, E10000009), so the units, results and
-report are the same whichever naming the returns use; a three-digit code the DfE list does
+report are the same whichever naming the returns use, for an authority whose ONS code has
+not changed (a recoded one, 815 North Yorkshire or 390 Gateshead, named by its successive
+ONS codes is two units, joined only by ``units.aggregate``); a three-digit code the DfE list does
 not hold is an error naming the folder (or the file and row). Two folders holding one
 authority's return for the same year (``208`` and ``E09000022``, or ``E10000023`` and
 ``E06000065``, both North Yorkshire's DfE code 815) are refused, as any return held twice.
@@ -334,9 +336,8 @@ def read_table(table: TableFile) -> pd.DataFrame:
                                "write the ONS code (E08000036) or the DfE code (384)", key=f"row {rows[i]}")
         # DfE three-digit codes are read as ONS codes (each distinct value once)
         values = la.to_numpy(dtype=object)
-        distinct, inverse = np.unique(values.astype(str), return_inverse=True)
-        mapped = [ons_code(v, table.label, key=f"row {rows[int(np.flatnonzero(inverse == k)[0])]}")
-                  for k, v in enumerate(distinct)]
+        distinct, first, inverse = np.unique(values.astype(str), return_index=True, return_inverse=True)
+        mapped = [ons_code(v, table.label, key=f"row {rows[int(first[k])]}") for k, v in enumerate(distinct)]
         frame["LA"] = np.asarray(mapped, dtype=object)[inverse]
     else:
         frame["LA"] = table.la
