@@ -408,7 +408,10 @@ def _sensitivity_rows(results: Results) -> list[dict]:
                      "scale": record["scale"], "estimate": _number(record["estimate"], 4),
                      "usual": f"{_number(record['original_ci'][0], 4)} to {_number(record['original_ci'][1], 4)}",
                      "breakdown": ("not significant under parallel trends" if not record["significant"] else
-                                   f"{'at least ' if record['capped'] else ''}{record['breakdown']:.2f}"),
+                                   f"{'at least ' if record['capped'] else ''}{record['breakdown']:.2f}"
+                                   + (" (of the event study's analytic interval; the headline's own test does not "
+                                      "reject, so there is no conclusion to overturn)"
+                                      if record.get("headline_rejects") is False else "")),
                      "robust": robust, "pre_trends": record.get("pre_trends") or "",
                      "inputs": f"{record['num_pre']} pre-period and {record['num_post']} post-period coefficient(s): "
                                f"{record['inputs']}"})

@@ -156,7 +156,7 @@ def honest_inputs(sample: DiDSample, positions: np.ndarray, per_year: int) -> di
     poisson = sample.family == "poisson"
     unit = "year" if per_year > 1 else "period"
     pre, post = found["num_pre"], found["num_post"]
-    left = (f"; {found['rows_left_out']} adopting area-period(s) more than {post} {unit}s after adoption are left "
+    left = (f"; {found['rows_left_out']} adopting area-period(s) more than {MAX_POST_BINS} {unit}s after adoption are left "
             "out" if found["rows_left_out"] else "")
     weights = "expected counts without the effect" if poisson else "area-periods"
     source = (f"did's event study ({'PPML, log ratios' if poisson else 'least squares'} with area and period effects): "

@@ -134,9 +134,14 @@ def binned_event_study(gt: GroupTime, plan: Plan, width: int, anticipation: int)
     for _, here in post_labels:
         in_bins |= here
     left_out = int(np.sum(plan.post & ~in_bins))
+    # two reasons a post-adoption cell is out: too late for the bins kept, or its cohort has no
+    # complete reference bin (adopted within a bin's width of the panel's start)
+    no_reference = plan.post & ~has_ref[cohort]
     return {"betahat": values.tolist(), "sigma": ((sigma + sigma.T) / 2).tolist(), "num_pre": num_pre,
             "num_post": num_post, "l_vec": (weight / weight.sum()).tolist(),
-            "bins": [int(label) for label, _ in ordered], "cells_left_out": left_out, "influence": agg_influence}
+            "bins": [int(label) for label, _ in ordered], "cells_left_out": left_out,
+            "cells_beyond_bins": int(np.sum(plan.post & has_ref[cohort] & ~in_bins)),
+            "cohorts_without_reference": int(np.unique(cohort[no_reference]).size), "influence": agg_influence}
 
 
 __all__ = ["MAX_PRE_BINS", "MAX_POST_BINS", "bin_width", "binned_event_study"]

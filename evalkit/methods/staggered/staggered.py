@@ -180,8 +180,11 @@ def _honest_inputs(design: Design, spec, gt: GroupTime, panel, transition: int, 
         return None
     unit = "year" if width == PERIODS_PER_YEAR[design.data.frequency] else f"{width}-period bin"
     pre, post = found["num_pre"], found["num_post"]
-    left = (f"; {found['cells_left_out']} post-adoption cell(s) more than {post} {unit}s after adoption are left out, "
-            f"so the target is the average over the first {post}" if found["cells_left_out"] else "")
+    left = (f"; {found['cells_beyond_bins']} post-adoption cell(s) more than {post} {unit}s after adoption are left "
+            f"out, so the target is the average over the first {post}" if found["cells_beyond_bins"] else "")
+    if found["cohorts_without_reference"]:
+        left += (f"; {found['cohorts_without_reference']} cohort(s) adopting within a {unit} of the data's start have no "
+                 f"reference {unit} and are left out, so the target averages the other cohorts only")
     source = (f"staggered_did's event study with a universal base: {pre} pre-adoption and {post} post-adoption "
               f"{unit}s of event time against the {unit} before adoption, their joint covariance from the influence "
               f"functions (analytic); target: att_simple measured from that reference {unit} (the post-adoption "
