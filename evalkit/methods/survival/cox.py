@@ -387,6 +387,8 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
     CoxError
         No events, a covariate without variation within strata, or no convergence.
     """
+    if zph not in (None, *ZPH_TRANSFORMS):  # before the fit, not after it
+        raise ValueError(f"unknown cox.zph transform {zph!r}: one of {', '.join(ZPH_TRANSFORMS)}")
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=bool)
     X = np.asarray(X, dtype=float)
@@ -478,7 +480,14 @@ def _km_transform(time: np.ndarray, event: np.ndarray, at: np.ndarray, weights=N
     return 1.0 - left
 
 
+#: the transforms of time R's cox.zph offers that this test implements
+ZPH_TRANSFORMS = ("km", "identity", "log")
+
+
 def _zph(fit: CoxFit, transform: str) -> dict:
+    if fit._risk is None and fit._zph_done:
+        raise ValueError(f"this fit kept only the {', '.join(fit._zph_done)} proportional-hazards test (fit_cox's "
+                         f"zph argument) and not the risk sets: refit with zph={transform!r}")
     if fit._risk is None or fit.information is None:
         raise ValueError("the proportional-hazards test needs the risk sets fit_cox keeps: fit the model with fit_cox")
     risk, time, event, weights = fit._risk
