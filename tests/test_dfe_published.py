@@ -110,3 +110,21 @@ def test_a_figure_suppressed_outside_the_window_drops_no_authority(tmp_path):
     spec.data.window = Window(start=2020, end=2023)
     data = load_data(spec)
     assert "E08000036" in data.units
+
+
+def test_a_merged_authority_needs_every_authority_it_replaced():
+    """Bournemouth, Christchurch and Poole replaced Bournemouth, Poole and the Dorset county:
+    with only the county before 2020, the force area's early years would miss two of them."""
+    from evalkit.data.dfe_published import _check_complete
+
+    periods = pd.period_range("2018", "2021", freq="Y")
+
+    def panel(rows):
+        return pd.DataFrame({"unit": [u for u, _ in rows], "period": [pd.Period(str(y), "Y") for _, y in rows]})
+
+    later = [(u, y) for u in ("E06000058", "E06000059") for y in (2020, 2021)]
+    county = [("E10000009", y) for y in (2018, 2019)]
+    with pytest.raises(EvalkitError, match="E06000028, E06000029, which it replaced, have no figures"):
+        _check_complete(panel(county + later), periods, "f.csv", True)
+    towns = [(u, y) for u in ("E06000028", "E06000029") for y in (2018, 2019)]
+    _check_complete(panel(county + towns + later), periods, "f.csv", True)
