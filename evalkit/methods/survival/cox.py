@@ -101,25 +101,33 @@ class _RiskSets:
 
     Rows may carry frequency weights (how many identical subjects a row stands for): the
     counts at risk and the events are then sums of weights, and the tables are exactly
-    those of the expanded data. The Efron terms are one per event (subject), ``d`` per
-    tie group, stored group after group: ``np.repeat(per_group, d)`` spreads a group's
-    value over its terms and ``np.add.reduceat(per_term, starts)`` sums them back.
+    those of the expanded data.
 
-    Only what a Newton step sums over all the terms at once (``denom`` and ``mean``) is
-    held at full length. Everything else per term (the Efron fractions ``l / d``, the
-    inverses and products that are summed within each group) is made for a block of
-    whole groups at a time (:meth:`blocks`): a sum within a group reads that group's
-    terms only, so the sums are exactly those over full-length vectors, and the national
-    fit holds a few vectors of 3.5 million floats fewer at once.
+    At a group of ``d`` tied events, Efron's ``l``-th term (l = 0..d-1) has the risk set
+    ``S - (l / d) D`` (``S``: the risk weights at the time, ``D``: those of its tied events),
+    written here as ``R + u D`` with ``R = S - D`` (those at risk who are not found then,
+    counted directly) and ``u = (d - l) / d``: both parts are sums of non-negative numbers,
+    so nothing cancels when a group's events are most of its risk set. The risk set's
+    covariate sums are ``R1 + u D1`` in the same way. Everything a Newton step, the score
+    residuals and ``cox.zph`` need is then a per-group combination of ``R0, D0, R1, D1`` and
+    a few sums over the group's terms of ``u^a / den^b`` (``den = R0 + u D0``; see
+    :meth:`term_sums`): the per-term work does not grow with the number of covariates, and
+    no vector of a covariate mean per term is ever made. Breslow's terms all have
+    ``u = 1``, so their sums are closed forms. The terms are summed block by block
+    (:meth:`blocks`), so no more than a few MB per vector is made at once.
     """
 
     #: Efron terms per block of whole groups (a few MB per vector)
     BLOCK_TERMS = 1 << 18
+    #: the per-group term sums a Newton step needs (names as in :meth:`term_sums`)
+    NEWTON_SUMS = ("inv", "u_inv", "inv2", "u_inv2", "u2_inv2")
+    #: and those the score residuals need besides
+    RESIDUAL_SUMS = ("c_inv", "c_inv2", "uc_inv2")
 
     def __init__(self, time, event, X, strata, weights=None):
         n, p = X.shape
         self.n, self.p = n, p
-        self._last_terms: tuple | None = None  # (ties, beta bytes) and the arrays of terms()
+        self._last: tuple | None = None  # (ties, beta bytes) and the per-group sums at that beta
         patterns, pattern = _covariate_patterns(X)
         if len(patterns) > MAX_PATTERNS:
             raise CoxError(f"{len(patterns)} distinct covariate rows; this engine handles indicator covariates "
@@ -154,15 +162,20 @@ class _RiskSets:
         rc = np.cumsum(onehot[::-1], axis=0)[::-1]  # rc[j] = counts over rows j..n-1
         del onehot
         end = stratum_end[stratum_of_row[g_first]]
-        self.C = (rc[g_first] - rc[end]).astype(float)
+        at_risk = rc[g_first] - rc[end]
         del rc
-        # events per pattern in each event group
+        # events per pattern in each event group, and those at risk then who are not found then
         group_of_block = np.cumsum(event_block) - 1
         ev_rows = np.flatnonzero(e_s)
-        self.E = np.bincount(group_of_block[block[ev_rows]] * K + k_s[ev_rows], weights=w_s[ev_rows],
-                             minlength=self.G * K).reshape(self.G, K).astype(float)
-        self.events_per_pattern = self.E.sum(axis=0)
-        # Efron terms: one per event, l = 0..d-1 within its group, weighted l / d
+        events = np.bincount(group_of_block[block[ev_rows]] * K + k_s[ev_rows], weights=w_s[ev_rows],
+                             minlength=self.G * K).reshape(self.G, K).astype(np.int64)
+        # stored pattern by pattern (K x G, each row contiguous): every product below is
+        # a few vector operations with numpy's own summation, whatever the BLAS threads
+        self.E = np.ascontiguousarray(events.T, dtype=float)
+        self.R = np.ascontiguousarray((at_risk - events).T, dtype=float)  # exact: integer counts
+        del at_risk, events
+        self.events_per_pattern = self.E.sum(axis=1)
+        # Efron terms: one per event, l = 0..d-1 within its group
         self.starts = np.cumsum(self.d) - self.d
         self.n_terms = int(self.d.sum())
         # blocks of whole groups of about BLOCK_TERMS terms: (first group, end group, first term, end term)
@@ -193,114 +206,115 @@ class _RiskSets:
         for g0, g1, t0, t1 in self._blocks:
             yield slice(g0, g1), slice(t0, t1), self.d[g0:g1], self.starts[g0:g1] - t0
 
-    def fractions(self, groups: slice, terms: slice, d: np.ndarray) -> np.ndarray:
-        """Efron's ``l / d`` for the terms of a block (l = term number - its group's first)."""
-        frac = np.arange(terms.start, terms.stop, dtype=float)
-        frac -= np.repeat(self.starts[groups].astype(float), d)
-        frac /= np.repeat(d.astype(float), d)
-        return frac
+    def term_sums(self, R0: np.ndarray, D0: np.ndarray, efron: bool, names) -> tuple[dict, float]:
+        """Per-group sums over the Efron terms, and the sum of every term's log denominator.
 
-    def terms(self, beta: np.ndarray, ties: str):
-        """Per-pattern weights and the Efron (or Breslow) terms at ``beta``.
+        With ``den = R0 + u D0``, ``u = (d - l) / d`` and ``c = l / d`` for term l of a group
+        of d: ``inv`` = sum 1/den, ``u_inv`` = sum u/den, ``inv2`` = sum 1/den^2, ``u_inv2``
+        = sum u/den^2, ``u2_inv2`` = sum u^2/den^2, ``c_inv`` = sum c/den, ``c_inv2`` = sum
+        c/den^2, ``uc_inv2`` = sum u c/den^2 (``names`` says which). Breslow: u = 1, c = 0.
+        """
+        if not efron:
+            den = R0 + D0
+            inv = self.d / den
+            inv2 = inv / den
+            closed = {"inv": inv, "u_inv": inv, "inv2": inv2, "u_inv2": inv2, "u2_inv2": inv2}
+            zero = np.zeros(self.G)
+            return {name: closed.get(name, zero) for name in names}, float((self.d * np.log(den)).sum())
+        sums = {name: np.empty(self.G) for name in names}
+        logs = np.empty(self.G)  # per group, so the total does not depend on the blocks
+        for groups, terms, d, local_starts in self.blocks():
+            size = np.repeat(d.astype(float), d)
+            later = np.repeat(self.starts[groups] + d, d)  # d - l = (group's end) - (term number)
+            later -= np.arange(terms.start, terms.stop)
+            u = later / size
+            den = np.repeat(R0[groups], d)
+            den += u * np.repeat(D0[groups], d)
+            logs[groups] = np.add.reduceat(np.log(den), local_starts)
+            inv = np.reciprocal(den, out=den)
+            u_inv = u * inv
+            c_inv = None
+            for name in names:
+                if name == "inv":
+                    value = inv
+                elif name == "u_inv":
+                    value = u_inv
+                elif name == "inv2":
+                    value = inv * inv
+                elif name == "u_inv2":
+                    value = u_inv * inv
+                elif name == "u2_inv2":
+                    value = u_inv * u_inv
+                else:
+                    if c_inv is None:
+                        c_inv = (size - later) / size * inv  # c = l / d
+                    value = {"c_inv": c_inv, "c_inv2": c_inv * inv, "uc_inv2": c_inv * u_inv}[name]
+                sums[name][groups] = np.add.reduceat(value, local_starts)
+        return sums, float(logs.sum())
 
-        ``denom`` (one per term) and ``mean`` (p x terms: the Efron-weighted mean covariates
-        of the risk set) are made on contiguous vectors, the Efron shares of tied events
-        block by block (the slow part of a Newton step on millions of events); ``efron``
-        is False for Breslow (every term of a group has the whole risk set).
+    def sums(self, beta: np.ndarray, ties: str, extra: tuple = ()) -> dict:
+        """The per-pattern weights, the groups' risk-set sums and their term sums at ``beta``.
 
-        The last call's arrays are kept: a fit evaluates its final ``beta`` once in the
-        Newton loop and again for the score residuals and the ``cox.zph`` test, and on
-        the national extract each evaluation is about 0.1 s and 90 MB of per-term
-        vectors. A call at another ``beta`` drops them before making its own, so no
-        more is held at once than before. Nothing here or in the callers writes into
-        the arrays returned."""
-        cache_key = (ties, np.asarray(beta, dtype=float).tobytes())
-        if self._last_terms is not None and self._last_terms[0] == cache_key:
-            return self._last_terms[1]
-        self._last_terms = None
-        eta = self.patterns @ beta
-        eta_shift = eta - eta.max()
-        w = np.exp(eta_shift)
-        wx = w[:, None] * self.patterns
-        # einsum, not @: BLAS would spread these tall, thin products over threads that
-        # mostly wait (and compete with other jobs on a small machine)
-        S0, S1 = np.einsum("gk,k->g", self.C, w), np.einsum("gk,kj->jg", self.C, wx)
-        D0, D1 = np.einsum("gk,k->g", self.E, w), np.einsum("gk,kj->jg", self.E, wx)
-        efron = ties == "efron"
-        # filled block by block (the same values as at full length, no full-length scratch);
-        # Efron: minus l / d of the tied events' share
-        denom = np.empty(self.n_terms)
-        for groups, terms, d, _ in self.blocks():
-            denom[terms] = np.repeat(S0[groups], d)
-            if efron:
-                share = np.repeat(D0[groups], d)
-                share *= self.fractions(groups, terms, d)
-                denom[terms] -= share
-        del S0, D0
-        # the log-likelihood's sum of log denominators, the logs written into ``mean``'s
-        # first row before it is filled: no vector of a float per event beside it
-        mean = np.empty((self.p, self.n_terms))
-        log_denominators = float(np.log(denom, out=mean[0]).sum())
-        for groups, terms, d, _ in self.blocks():
-            frac = self.fractions(groups, terms, d) if efron else None
-            for j in range(self.p):
-                row = mean[j, terms]
-                row[:] = np.repeat(S1[j, groups], d)
-                if frac is not None:
-                    share = np.repeat(D1[j, groups], d)
-                    share *= frac
-                    row -= share
-                row /= denom[terms]
-        del S1, D1
-        self._last_terms = (cache_key, (eta, eta_shift, w, efron, denom, mean, log_denominators))
-        return eta, eta_shift, w, efron, denom, mean, log_denominators
+        The last call's values are kept: a fit evaluates its final ``beta`` once in the
+        Newton loop and again for the score residuals and the ``cox.zph`` test. ``extra``
+        names term sums wanted besides :attr:`NEWTON_SUMS` (computed once and added)."""
+        key = (ties, np.asarray(beta, dtype=float).tobytes())
+        if self._last is None or self._last[0] != key:
+            eta = self.patterns @ beta
+            eta_shift = eta - eta.max()
+            w = np.exp(eta_shift)
+            wx = w[:, None] * self.patterns
+            R0, R1 = _combine(self.R, w), _combine(self.R, wx)
+            D0, D1 = _combine(self.E, w), _combine(self.E, wx)
+            efron = ties == "efron"
+            term, log_total = self.term_sums(R0, D0, efron, self.NEWTON_SUMS)
+            self._last = (key, {"eta_shift": eta_shift, "w": w, "efron": efron, "R0": R0, "D0": D0, "R1": R1,
+                                "D1": D1, "log_total": log_total, **term})
+        values = self._last[1]
+        missing = [name for name in extra if name not in values]
+        if missing:
+            more, _ = self.term_sums(values["R0"], values["D0"], values["efron"], missing)
+            values.update(more)
+        return values
+
+    def mean_sums(self, values: dict) -> np.ndarray:
+        """Per group, the sum over its terms of the risk set's mean covariates (p x G)."""
+        return values["R1"] * values["inv"] + values["D1"] * values["u_inv"]
 
     def loglik_derivatives(self, beta: np.ndarray, ties: str):
         """Log partial likelihood, score and information at ``beta``."""
-        _, eta_shift, w, efron, denom, mean, log_denominators = self.terms(beta, ties)
-        loglik = float(self.events_per_pattern @ eta_shift - log_denominators)
-        score = self.events_per_pattern @ self.patterns - mean.sum(axis=1)
-        info = self._information(w, efron, denom, mean, None)
-        return loglik, score, info
+        values = self.sums(beta, ties)
+        loglik = float(self.events_per_pattern @ values["eta_shift"] - values["log_total"])
+        score = self.events_per_pattern @ self.patterns - self.mean_sums(values).sum(axis=1)
+        return loglik, score, self._information(values, None)
 
-    def _information(self, w, efron: bool, denom, mean, row_weight):
-        """``sum_rows row_weight * V_row``, V_row the Efron-weighted covariance of the risk set
-        (row_weight None, i.e. 1: the information; g(t) and g(t)^2: the blocks of cox.zph's
-        matrix)."""
-        cw, ew = np.empty(self.G), np.zeros(self.G)
-        for groups, terms, d, local_starts in self.blocks():
-            inverse = 1.0 / denom[terms] if row_weight is None else row_weight[terms] / denom[terms]
-            cw[groups] = np.add.reduceat(inverse, local_starts)
-            if efron:
-                inverse *= self.fractions(groups, terms, d)
-                ew[groups] = np.add.reduceat(inverse, local_starts)
-        pattern_weight = (np.einsum("g,gk->k", cw, self.C) - np.einsum("g,gk->k", ew, self.E)) * w
+    def _information(self, values: dict, group_weight):
+        """``sum_terms weight * V_term``, V_term the covariance of the covariates over the
+        term's risk set (group_weight None, i.e. 1: the information; g(t) and g(t)^2 per
+        group: the blocks of cox.zph's matrix)."""
+        a0, a1 = values["inv"], values["u_inv"]
+        q0, q1, q2 = values["inv2"], values["u_inv2"], values["u2_inv2"]
+        if group_weight is not None:
+            a0, a1, q0, q1, q2 = (group_weight * v for v in (a0, a1, q0, q1, q2))
+        pattern_weight = ((self.R * a0).sum(axis=1) + (self.E * a1).sum(axis=1)) * values["w"]
         second = np.einsum("k,ki,kj->ij", pattern_weight, self.patterns, self.patterns)
-        if row_weight is None:
-            return second - np.einsum("ir,jr->ij", mean, mean)
-        return second - np.einsum("ir,jr,r->ij", mean, mean, row_weight)  # no weighted copy of mean
+        R1, D1 = values["R1"], values["D1"]
+        cross = _gram(R1, D1, q1)
+        means = _gram(R1, R1, q0) + cross + cross.T + _gram(D1, D1, q2)
+        return second - means
 
     def score_residuals(self, beta: np.ndarray, ties: str) -> np.ndarray:
         """Per-subject (per-row) score residuals (R ``residuals(fit, "score")``), in input order."""
-        _, _, w, efron, denom, mean, _ = self.terms(beta, ties)
-        p, G = self.p, self.G
-        A0, A1, M1 = np.empty(G), np.empty((G, p)), np.empty((G, p))
-        B0, B1 = np.zeros(G), np.zeros((G, p))
-        for groups, terms, d, local_starts in self.blocks():
-            inverse = 1.0 / denom[terms]
-            A0[groups] = np.add.reduceat(inverse, local_starts)
-            for j in range(p):
-                A1[groups, j] = np.add.reduceat(mean[j, terms] * inverse, local_starts)
-                M1[groups, j] = np.add.reduceat(mean[j, terms], local_starts)
-            if efron:
-                inverse *= self.fractions(groups, terms, d)
-                B0[groups] = np.add.reduceat(inverse, local_starts)
-                for j in range(p):
-                    B1[groups, j] = np.add.reduceat(mean[j, terms] * inverse, local_starts)
-        M1 /= self.d[:, None]
-        # the last use of this step's terms in a fit: dropped before the per-subject arrays are made
-        self._last_terms = None
-        del mean, denom
+        values = self.sums(beta, ties, self.RESIDUAL_SUMS)
+        p = self.p
+        R1, D1, w = values["R1"], values["D1"], values["w"]
+        # per group: sum over its terms of 1/den, of mean/den, of mean, of c/den and of c mean/den
+        A0 = values["inv"]
+        A1 = (R1 * values["inv2"] + D1 * values["u_inv2"]).T
+        M1 = (self.mean_sums(values) / self.d).T
+        B0 = values["c_inv"]
+        B1 = (R1 * values["c_inv2"] + D1 * values["uc_inv2"]).T
+        self._last = None  # the last use of this step's sums in a fit
         cA0 = np.concatenate([[0.0], np.cumsum(A0)])
         cA1 = np.vstack([np.zeros((1, p)), np.cumsum(A1, axis=0)])
         upto, before = self.groups_upto, self.groups_before_stratum
@@ -315,6 +329,21 @@ class _RiskSets:
         out = np.empty_like(resid)
         out[self.order] = resid
         return out
+
+
+def _combine(by_pattern: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sum_k weight[k] * by_pattern[k]`` (K x G rows; weight K or K x p): G, or p x G."""
+    if weight.ndim == 1:
+        out = by_pattern[0] * weight[0]
+        for k in range(1, len(weight)):
+            out += by_pattern[k] * weight[k]
+        return out
+    return np.stack([_combine(by_pattern, weight[:, j]) for j in range(weight.shape[1])])
+
+
+def _gram(A: np.ndarray, B: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sum_g weight[g] A[:, g] B[:, g]'`` for p x G rows (numpy's pairwise sums, no BLAS)."""
+    return np.array([[float((a * weight * b).sum()) for b in B] for a in A])
 
 
 def _covariate_patterns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -499,21 +528,16 @@ def _zph(fit: CoxFit, transform: str) -> dict:
         g_group = np.log(risk.group_time)
     else:
         raise ValueError(f"unknown transform {transform!r}")
-    # centred over the events, as cox.zph; the per-term vector is centred in place (the same
-    # subtraction per term as spreading the centred groups, without a second such vector)
-    g_row = risk.spread(g_group)
-    centre = g_row.mean()
-    g_group = g_group - centre
-    g_row -= centre
-    _, _, w, efron, denom, mean, _ = risk.terms(fit.params, fit.ties)
+    # centred over the events (every Efron term of a group shares its time), as cox.zph
+    g_group = g_group - float(risk.d @ g_group) / risk.n_terms
+    values = risk.sums(fit.params, fit.ties)
     p = risk.p
     # sum over events of g(t) (x_i - xbar(t)): events weighted by g, minus the Efron means
-    g_x_events = np.einsum("gk,g->k", risk.E, g_group)  # sum of g over the events of each pattern
-    u_time = g_x_events @ risk.patterns - np.einsum("ir,r->i", mean, g_row)
+    g_x_events = (risk.E * g_group).sum(axis=1)  # sum of g over the events of each pattern
+    u_time = g_x_events @ risk.patterns - (risk.mean_sums(values) * g_group).sum(axis=1)
     i11 = fit.information
-    i12 = risk._information(w, efron, denom, mean, g_row)
-    np.square(g_row, out=g_row)  # now g(t)^2 per term, in place
-    i22 = risk._information(w, efron, denom, mean, g_row)
+    i12 = risk._information(values, g_group)
+    i22 = risk._information(values, g_group * g_group)
     imat = np.block([[i11, i12], [i12.T, i22]])
     u = np.concatenate([np.zeros(p), u_time])
     def score_test(sub_u: np.ndarray, sub_i: np.ndarray, df: int) -> dict:
