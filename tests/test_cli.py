@@ -109,3 +109,30 @@ def test_report_of_a_non_results_file(tmp_path):
     (tmp_path / "x.json").write_text('{"a": 1}')
     result = CliRunner().invoke(main, ["report", str(tmp_path / "x.json")])
     assert result.exit_code == 1 and "not an evalkit results file" in result.output
+
+
+def test_the_console_command_keeps_exit_statuses_and_output_when_it_skips_teardown(sicily, tmp_path):
+    # evalkit.cli:entry ends the process with os._exit after main(): the status main chose,
+    # every line printed, the exit functions run, and a run's files complete
+    import subprocess
+    import sys
+
+    def command(*args):
+        return subprocess.run([sys.executable, "-m", "evalkit.cli", *map(str, args)], capture_output=True, text=True,
+                              cwd=tmp_path)
+
+    version = command("--version")
+    assert version.returncode == 0 and version.stdout.startswith("evalkit, version")
+    usage = command("run", "--no-such-option")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    missing = command("run", tmp_path / "absent.yaml")
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ") and missing.stderr.count("\n") == 1
+    run = command("run", sicily, "--out", tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))["estimates"]
+    assert (tmp_path / "out" / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+    code = ("import atexit, sys; from evalkit import cli; atexit.register(lambda: print('exit function ran')); "
+            "sys.argv = ['evalkit', '--version']; cli.entry()")
+    hooked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert hooked.returncode == 0 and hooked.stdout.splitlines() == ["evalkit, version " + __import__("evalkit").__version__,
+                                                                     "exit function ran"]
