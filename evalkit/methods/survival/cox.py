@@ -303,32 +303,60 @@ class _RiskSets:
         means = _gram(R1, R1, q0) + cross + cross.T + _gram(D1, D1, q2)
         return second - means
 
-    def score_residuals(self, beta: np.ndarray, ties: str) -> np.ndarray:
-        """Per-subject (per-row) score residuals (R ``residuals(fit, "score")``), in input order."""
+    #: subjects per chunk of score residuals (a few MB per array)
+    RESIDUAL_CHUNK = 1 << 17
+
+    def score_residual_chunks(self, beta: np.ndarray, ties: str):
+        """Per-subject score residuals (R ``residuals(fit, "score")``) in the sorted order, as
+        (slice of sorted subjects, p columns) for a chunk of subjects at a time: a cluster sum
+        needs no full-length residual array (the national fit's largest step otherwise)."""
         values = self.sums(beta, ties, self.RESIDUAL_SUMS)
         p = self.p
         R1, D1, w = values["R1"], values["D1"], values["w"]
         # per group: sum over its terms of 1/den, of mean/den, of mean, of c/den and of c mean/den
-        A0 = values["inv"]
         A1 = (R1 * values["inv2"] + D1 * values["u_inv2"]).T
         M1 = (self.mean_sums(values) / self.d).T
         B0 = values["c_inv"]
         B1 = (R1 * values["c_inv2"] + D1 * values["uc_inv2"]).T
-        self._last = None  # the last use of this step's sums in a fit
-        cA0 = np.concatenate([[0.0], np.cumsum(A0)])
+        cA0 = np.concatenate([[0.0], np.cumsum(values["inv"])])
         cA1 = np.vstack([np.zeros((1, p)), np.cumsum(A1, axis=0)])
-        upto, before = self.groups_upto, self.groups_before_stratum
-        H0 = cA0[upto] - cA0[before]
-        H1 = cA1[upto] - cA1[before]
-        x = self.patterns[self.sorted_pattern]
-        wi = w[self.sorted_pattern]
-        resid = -wi[:, None] * (x * H0[:, None] - H1)
-        ev = self.sorted_event
-        ge = self.subject_group[ev]
-        resid[ev] += (x[ev] - M1[ge]) + wi[ev][:, None] * (x[ev] * B0[ge][:, None] - B1[ge])
-        out = np.empty_like(resid)
-        out[self.order] = resid
+        # the last use of this step's sums in a fit: dropped before the per-subject arrays are made
+        self._last = None
+        del values, R1, D1, A1
+        for first in range(0, self.n, self.RESIDUAL_CHUNK):
+            rows = slice(first, min(self.n, first + self.RESIDUAL_CHUNK))
+            upto, before = self.groups_upto[rows], self.groups_before_stratum[rows]
+            H0 = cA0[upto] - cA0[before]
+            H1 = cA1[upto] - cA1[before]
+            pattern = self.sorted_pattern[rows]
+            x = self.patterns[pattern]
+            wi = w[pattern]
+            resid = -wi[:, None] * (x * H0[:, None] - H1)
+            ev = self.sorted_event[rows]
+            ge = self.subject_group[rows][ev]
+            resid[ev] += (x[ev] - M1[ge]) + wi[ev][:, None] * (x[ev] * B0[ge][:, None] - B1[ge])
+            yield rows, resid
+
+    def score_residuals(self, beta: np.ndarray, ties: str) -> np.ndarray:
+        """Per-subject (per-row) score residuals (R ``residuals(fit, "score")``), in input order."""
+        out = np.empty((self.n, self.p))
+        for rows, resid in self.score_residual_chunks(beta, ties):
+            out[self.order[rows]] = resid
         return out
+
+    def cluster_score_sums(self, beta: np.ndarray, ties: str, clusters: np.ndarray, n_clusters: int,
+                           weights: np.ndarray | None) -> np.ndarray:
+        """Per cluster (codes 0..n_clusters-1 per input row), the sum of its rows' score
+        residuals, each counted ``weights`` times (frequency weights): n_clusters x p."""
+        sorted_clusters = clusters[self.order]
+        sorted_weights = None if weights is None else weights[self.order]
+        summed = np.zeros((n_clusters, self.p))
+        for rows, resid in self.score_residual_chunks(beta, ties):
+            if sorted_weights is not None:
+                resid *= sorted_weights[rows][:, None]
+            for j in range(self.p):
+                summed[:, j] += np.bincount(sorted_clusters[rows], weights=resid[:, j], minlength=n_clusters)
+        return summed
 
 
 def _combine(by_pattern: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -479,11 +507,7 @@ def fit_cox(time, event, X, strata=None, cluster=None, ties: str = "efron", name
     if cluster is not None:
         clusters = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
         fitted.clusters = int(clusters.max()) + 1
-        resid = risk.score_residuals(beta, ties)
-        if weights is not None:
-            resid *= weights[:, None]
-        summed = np.column_stack([np.bincount(clusters, weights=resid[:, j], minlength=fitted.clusters)
-                                  for j in range(p)])
+        summed = risk.cluster_score_sums(beta, ties, clusters, fitted.clusters, weights)
         fitted.robust_cov = cov @ (summed.T @ summed) @ cov
     if zph is not None:
         fitted._risk = None
