@@ -4,8 +4,6 @@ and adoption dates (evalkit.data.subgroups)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..data import AnalysisData
 from ..data.episodes import EpisodeCells
 from ..data.sources import release_unused_memory
@@ -30,15 +28,14 @@ def fit_moderators(design: Design, data: AnalysisData, evidence: dict):
         spec = spec.model_copy(update={"inference": "analytic"})
     fit = get_method(spec.method)
     estimates, skipped = [], []
-    # a count outcome's refit reads only the recounted panel: each subgroup copies just the
-    # columns the counts come from, not the whole episode frame (millions of rows nationally)
-    counted = [c for c in ("unit", "period", "repeat", "person") if c in data.episodes.columns]
-    slim = replace(data, episodes=data.episodes[counted])
-    cells = EpisodeCells.of(slim.episodes, data.units, data.periods)  # each episode's cell, found once for every subgroup
+    # a count outcome's refit reads only the recounted panel: the subgroups' data carry no
+    # episode records (millions of rows nationally), only their counts from each episode's
+    # cell and person, found once for every subgroup
+    cells = EpisodeCells.of(data.episodes, data.units, data.periods)
     release_unused_memory()  # their construction's scratch, else resident through the refits
     for moderator, level, mask in subgroup_masks(data.episodes):
         try:
-            result = fit(design, subgroup_data(slim, design, mask, cells), spec, index)
+            result = fit(design, subgroup_data(data, design, mask, cells, keep_episodes=False), spec, index)
         except EvalkitError as exc:
             skipped.append(f"{level}: {exc.what}")
             continue
