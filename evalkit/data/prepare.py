@@ -125,14 +125,15 @@ def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData
         if design.units.adoption_column:
             needed.append(design.units.adoption_column)
         raw = read_source(design, needed, frame=frame)
-        panel, periods, units = _validate_panel(design, raw, where)
+        panel, periods, units, row_units = _validate_panel(design, raw, where)
         episodes = None
         rows, digest = len(raw), raw.attrs["digest"]
     sources = [digest]
     if spec.exposure is not None:
         panel, exposure_path = attach_exposure(design, panel)
         sources.append(exposure_path)
-    adoption = adoption_periods(design, panel, units, periods, raw if spec.layout == "panel" else None)
+    adoption = adoption_periods(design, panel, units, periods, raw if spec.layout == "panel" else None,
+                                row_units if spec.layout == "panel" else None)
     adoption_dates = _dates_inside_periods(design, units)
     comparison = find_comparison_units(design, units, adoption)
     return AnalysisData(
@@ -281,6 +282,8 @@ def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
         exposure = _one_column(design, columns, "exposure")
         panel["exposure"] = numeric_column(raw[exposure], where, exposure, kind)
         _check_exposure(panel["exposure"].to_numpy(), where, exposure, kind)
+    # each row's unit, for an adoption column (read once)
+    row_units = panel["unit"].to_numpy() if "unit" in columns else None
     periods = _window(design, panel["period"])
     panel = panel[(panel["period"] >= periods[0]) & (panel["period"] <= periods[-1])]
     units = sorted(panel["unit"].unique().tolist(), key=_unit_sort_key)
@@ -292,7 +295,7 @@ def _validate_panel(design: Design, raw: pd.DataFrame, where: str):
         raise EvalkitError(where, f"unit '{unit}' has no row for period {period}",
                            "add the row (with 0 for a period with no reports) or narrow data.window")
     panel = indexed.reindex(grid).reset_index()
-    return panel.drop(columns="row"), periods, units
+    return panel.drop(columns="row"), periods, units, row_units
 
 
 def _check_exposure(values: np.ndarray, where: str, column: str, kind: str) -> None:
@@ -356,7 +359,11 @@ def match_unit(name, units: list, where: str, key: str):
                        "check the spelling against the data's unit column", key=key)
 
 
-def adoption_periods(design: Design, panel: pd.DataFrame, units: list, periods: pd.PeriodIndex, raw) -> dict:
+def adoption_periods(design: Design, panel: pd.DataFrame, units: list, periods: pd.PeriodIndex, raw,
+                     row_units: np.ndarray | None = None) -> dict:
+    """Each adopting unit's first period: from units.treated, units.adoption or the panel's
+    ``units.adoption_column`` (``raw``, the file's columns; ``row_units``, each row's unit
+    as :func:`_validate_panel` read it, else read again)."""
     adoption: dict = {}
     if "unit" not in design.data.columns and design.data.layout == "panel":
         adoption["series"] = design.period(design.intervention.start, "intervention.start")
@@ -368,7 +375,7 @@ def adoption_periods(design: Design, panel: pd.DataFrame, units: list, periods: 
         unit = match_unit(name, units, design.where, f"units.adoption.{name}")
         adoption[unit] = design.period(value, f"units.adoption.{name}")
     if design.units.adoption_column:
-        adoption.update(_adoption_from_column(design, panel, raw))
+        adoption.update(_adoption_from_column(design, panel, raw, row_units))
     for unit, period in adoption.items():
         if period <= periods[0]:
             raise EvalkitError(design.where, f"unit '{unit}' adopts at {period}, so the data have no pre-period before it",
@@ -434,15 +441,16 @@ def _adoption_date_check(design: Design, dates: dict, episodes: bool):
                  values={"dates": {str(u): f"{d:%Y-%m-%d}" for u, d in dates.items()}})
 
 
-def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
+def _adoption_from_column(design: Design, panel: pd.DataFrame, raw, unit_values: np.ndarray | None = None) -> dict:
     column = design.units.adoption_column
     where = design.data.source
     kind = raw.attrs.get("kind", "csv")
     values = raw[column].astype("string").str.strip()
     never = values.isna() | values.isin(["", "0", "0.0", "NA", "nan"])
     result: dict = {}
-    unit_name = _one_column(design, design.data.columns, "unit")
-    unit_values = unit_column(raw[unit_name], where, unit_name, kind)
+    if unit_values is None:
+        unit_name = _one_column(design, design.data.columns, "unit")
+        unit_values = unit_column(raw[unit_name], where, unit_name, kind)
     rows = np.flatnonzero(~never.to_numpy())
     # a panel repeats the adoption period on every row of a unit: parse each distinct
     # (unit, value) pair once, at its first row (same errors, same rows named)
@@ -450,8 +458,8 @@ def _adoption_from_column(design: Design, panel: pd.DataFrame, raw) -> dict:
     unit_codes = pd.factorize(unit_values[rows])[0].astype(np.int64)
     value_codes = pd.factorize(values.iloc[rows])[0].astype(np.int64)
     _, first = np.unique(unit_codes * (int(value_codes.max(initial=0)) + 1) + value_codes, return_index=True)
-    for position in rows[np.sort(first)]:
-        text = values.iloc[position]
+    firsts = rows[np.sort(first)]
+    for position, text in zip(firsts.tolist(), values.iloc[firsts].tolist()):
         text = text[:-2] if text.endswith(".0") else text
         try:
             period = design.period(text, f"units.adoption_column ({row_label(position, kind)})")
