@@ -25,7 +25,10 @@ authorities by collection year, for a researcher without access to the returns.
   (384 with E08000034) is an error naming the row, since its figures would land on the
   wrong authority; a pair the table does not know (a code newer than the table) is
   accepted with a warning check, ``dfe_codes_unknown``, since there the table is the one
-  that is out of date.
+  that is out of date. A new_la_code the table does not hold on a row whose old_la_code is
+  blank or a known authority's is refused naming the row (a typo would be an extra unit).
+* Recoded authorities (Barnsley E08000016, E08000038 from 2025-26, the DfE's 370
+  throughout) are one unit named by the code most of their years use.
 * Abolished authorities: a series that runs across a reorganisation (Northamptonshire to
   2020-21, North and West Northamptonshire from 2021-22) is complete when each authority
   has figures for the years it existed and its successors (or predecessors) are in the
@@ -114,12 +117,16 @@ def check_la_codes(rows: pd.DataFrame, where: str) -> list:
     from ..results import Check
     from .geography import authority, authority_name, dfe_code_pairs, dfe_codes
 
-    if "old_la_code" not in rows:
-        return []
     pairs, codes = dfe_code_pairs(), dfe_codes()
+    if "old_la_code" not in rows:
+        rows = rows.assign(old_la_code="")
     distinct = rows.drop_duplicates(["old_la_code", "unit"])
     unknown = []
     for old, new, row in zip(distinct["old_la_code"], distinct["unit"], distinct["row"]):
+        if authority(new) is None and (old.lower() in ("", "x", "z", ":") or old in codes):
+            # a code the lookup does not hold, on a row no unknown old_la_code vouches for as a new
+            # authority: a typo (it would be an extra authority); suggest the codes old_la_code names
+            _refuse_unknown(new, old if old in codes else "", where, row)
         if old.lower() in ("", "x", "z", ":") or (old, new) in pairs:
             continue
         row_new = authority(new)
@@ -139,24 +146,58 @@ def check_la_codes(rows: pd.DataFrame, where: str) -> list:
                   values={"pairs_unknown": len(unknown)})]
 
 
+def _one_code_per_authority(rows: pd.DataFrame) -> pd.DataFrame:
+    """Name each recoded authority (Barnsley E08000016, E08000038 from 2025-26) by one code: the
+    one most of its years use, the newest on a tie (geography.recoded_names); ``attrs['names']``
+    maps each of its codes to that one, for the design's unit names."""
+    from .geography import recoded_names
+
+    years = rows.drop_duplicates(["unit", "year"])["unit"].value_counts()
+    names = recoded_names({str(code): int(n) for code, n in years.items()})
+    if names:
+        rows = rows.assign(unit=rows["unit"].map(lambda code: names.get(code, code)))
+    rows.attrs["names"] = names
+    return rows
+
+
+def _refuse_unknown(new: str, old: str, where: str, row) -> None:
+    """The one-line error for a new_la_code the lookup does not hold (with the authority's own
+    codes as the suggestion when old_la_code names a known authority)."""
+    from .geography import authority_name, dfe_codes, recoding_chain, unknown_code_error
+
+    if old:
+        own = recoding_chain(dfe_codes()[old])
+        raise EvalkitError(where, f"new_la_code '{new}' is not a local authority code in the shipped lookup, and "
+                           f"old_la_code {old} is {authority_name(own[-1])} ({' or '.join(own)})",
+                           f"correct new_la_code (did you mean '{own[-1]}'?); the lookup's codes and vintage are in "
+                           "examples/geography/la_to_pfa.csv and SOURCE.md", key=f"row {row}")
+    raise unknown_code_error(new, where, key=f"row {row}")
+
+
 def _check_complete(panel: pd.DataFrame, periods: pd.PeriodIndex, where: str, aggregate: bool) -> None:
     """Every authority in every year it existed; across a reorganisation, its successors or
     predecessors in the file for the other years (only when aggregating into force areas).
 
     A missing authority-year would otherwise be a fall in its force area's figures.
     """
-    from .geography import authority, authority_name, collection_year_span, predecessors
+    from .geography import authority, authority_name, chain_span, recoding_chain
+
+    def predecessors(code: str) -> list[str]:  # of a recoded authority: those of its first code
+        from .geography import predecessors as direct
+
+        return direct(recoding_chain(code)[0])
 
     authorities = sorted(panel["unit"].unique().tolist())
     held = set(authorities)
     have = set(zip(panel["unit"], panel["period"]))
     for unit in authorities:
-        first, last = collection_year_span(unit) if aggregate else (None, None)
+        # a recoded authority (one unit, named by one of its codes) spans all its codes' years
+        first, last = chain_span(unit) if aggregate else (None, None)
         for period in periods:
             if (unit, period) in have:
                 continue
             year = period.year
-            row = authority(unit)
+            row = authority(recoding_chain(unit)[-1])
             if aggregate and row is not None and last is not None and year > last:
                 lacking = [s for s in row.replaced_by if s not in held]
                 if not lacking:
@@ -280,6 +321,8 @@ def load_dfe_published(design):
             raise EvalkitError(where, f"no figures inside data.window ({first} to {last})",
                                "check data.window against the years in the file")
     code_checks = check_la_codes(rows, where)  # only the rows used: a year left out cannot stop the run
+    rows = _one_code_per_authority(rows)
+    design = with_ons_units(design, rows.attrs.get("names"))
     panel, checks = published_panel(design, rows, where)
     panel["period"] = pd.PeriodIndex(panel["year"].astype(str), freq="Y")
     if spec.window is None:

@@ -23,7 +23,10 @@ Kent), so SSDA903 folders and DfE files named by those codes get the same units 
 named by ONS codes (:func:`ons_code`), and the upper-tier authorities abolished since 2009
 (Bedfordshire and Cheshire 2009, Bournemouth, Poole and Dorset 2019, Buckinghamshire 2020,
 Northamptonshire 2021, ...) with the day each ceased and the codes that replaced it, so older
-returns and published series still count in their force areas.
+returns and published series still count in their force areas. An authority the ONS recoded
+while the DfE kept its code (Barnsley E08000016 to E08000038 in 2025) is one authority under
+its codes (:func:`recoding_chain`), named in a run by the code its data use most
+(:func:`recoded_names`).
 """
 
 from __future__ import annotations
@@ -163,6 +166,101 @@ def collection_year_span(code: str) -> tuple[int | None, int | None]:
         return when.year + 1 if when.month >= 4 else when.year
 
     return (year_of(row.started) if row.started else None), (year_of(row.ended) if row.ended else None)
+
+
+@lru_cache(maxsize=1)
+def _recodings() -> dict[str, tuple[str, ...]]:
+    """Each code of a recoded authority -> every code of that authority, oldest first."""
+    rows = _rows()
+
+    def upper_tier(code: str) -> bool:
+        return rows[code].upper == code
+
+    successor: dict[str, str] = {}
+    for code, row in rows.items():
+        if not (row.dfe and upper_tier(code) and len(row.replaced_by) == 1):
+            continue
+        (new,) = row.replaced_by
+        after = rows.get(new)
+        # a pure recoding: one successor with the same DfE code, the same force area, and no
+        # other upper-tier authority merged into it (a county's own districts lie inside it)
+        if after is None or after.dfe != row.dfe or after.force != row.force or not upper_tier(new):
+            continue
+        if [p for p in predecessors(new) if upper_tier(p)] == [code]:
+            successor[code] = new
+    chains: dict[str, tuple[str, ...]] = {}
+    for code in successor:
+        if code in successor.values():
+            continue  # not the oldest code of its chain
+        chain = [code]
+        while chain[-1] in successor:
+            chain.append(successor[chain[-1]])
+        for member in chain:
+            chains[member] = tuple(chain)
+    return chains
+
+
+def recoding_chain(code: str) -> tuple[str, ...]:
+    """Every ONS code of the authority ``code`` names, oldest first, across pure recodings.
+
+    A pure recoding gives an authority a new ONS code but leaves it the same authority: the
+    DfE keeps its three-digit code, it has one successor, in the same force area, and no
+    other upper-tier authority is merged into it (Barnsley E08000016 to E08000038 in 2025,
+    Gateshead E08000020 to E08000037 in 2013, North Yorkshire's county E10000023 to the
+    unitary E06000065 in 2023, its districts lying inside it). A code with no recoding is
+    its own chain; an abolition or merger (Northamptonshire, Dorset) is not a recoding.
+    """
+    return _recodings().get(str(code), (str(code),))
+
+
+def recoded_names(counts: dict[str, int]) -> dict[str, str]:
+    """For the codes data hold (with how many returns or years each names), the one name of each
+    recoded authority: the code the data use most, the newest on a tie. Codes of authorities
+    never recoded are left out (they keep their names).
+
+    Choosing from the data keeps a run's unit names the codes its user wrote (returns all under
+    E08000016 stay E08000016; all under E08000038 stay E08000038), while every code of the
+    authority, in the data or in the design, names that one unit.
+    """
+    out: dict[str, str] = {}
+    chains = {recoding_chain(code) for code in counts if len(recoding_chain(code)) > 1}
+    for chain in sorted(chains):
+        held = [c for c in chain if c in counts]
+        # the most used; on a tie the newest (the later in the chain)
+        name = max(held, key=lambda c: (counts[c], chain.index(c)))
+        out.update({c: name for c in chain})
+    return out
+
+
+def chain_span(code: str) -> tuple[int | None, int | None]:
+    """:func:`collection_year_span` of an authority across its recodings (the first code's
+    first year, the last code's last year)."""
+    chain = recoding_chain(code)
+    return collection_year_span(chain[0])[0], collection_year_span(chain[-1])[1]
+
+
+def unknown_code_error(code: str, where: str, key: str | None = None) -> EvalkitError:
+    """The one-line error for an ONS-style code the shipped lookup does not hold.
+
+    A suggestion is made only when the code is clearly a typo: exactly one known code is one
+    changed or two swapped adjacent characters away (a loose match would propose a
+    neighbouring authority, E08000036 Wakefield for an unknown E08000016-like code).
+    """
+    known = [c for c in _rows() if c[:3] == str(code)[:3] or len(c) == len(str(code))]
+    close = [c for c in known if _one_typo(str(code), c)]
+    hint = f" (did you mean '{close[0]}', {authority_name(close[0])}?)" if len(close) == 1 else ""
+    return EvalkitError(where, f"'{code}' is not a local authority code in the shipped lookup{hint}",
+                        "name the authority by its ONS code or DfE three-digit code (the lookup, with the codes "
+                        "it holds and its vintage: examples/geography/la_to_pfa.csv and SOURCE.md)", key=key)
+
+
+def _one_typo(typed: str, code: str) -> bool:
+    """One character changed, or two adjacent characters swapped."""
+    if len(typed) != len(code) or typed == code:
+        return False
+    diff = [i for i, (a, b) in enumerate(zip(typed, code)) if a != b]
+    return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                              and typed[diff[0]] == code[diff[1]] and typed[diff[1]] == code[diff[0]])
 
 
 def predecessors(code: str) -> list[str]:

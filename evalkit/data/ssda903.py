@@ -17,10 +17,13 @@ Where the returns are
 A DfE three-digit code (in a folder's name or the LA column) is read as the authority's
 ONS code from the shipped lookup (:func:`evalkit.data.geography.ons_code`: 384 is
 E08000036, 835 the Dorset county abolished in 2019, E10000009), so the units, results and
-report are the same whichever naming the returns use, for an authority whose ONS code has
-not changed (a recoded one, 815 North Yorkshire or 390 Gateshead, named by its successive
-ONS codes is two units, joined only by ``units.aggregate``); a three-digit code the DfE list does
-not hold is an error naming the folder (or the file and row). Two folders holding one
+report are the same whichever naming the returns use; a three-digit code the DfE list does
+not hold, or an ONS-style code the shipped lookup does not hold, is an error naming the
+folder (or the file and row). A recoded authority (one the ONS gave a new code while the
+DfE kept its three-digit code: Barnsley E08000016 to E08000038 in 2025,
+:func:`evalkit.data.geography.recoding_chain`) is one authority whichever of its codes name
+its returns: one unit, named by the code most of its returns use (the newer on a tie), with
+one person key and one merge of episodes open at 31 March. Two folders holding one
 authority's return for the same year (``208`` and ``E09000022``, or ``E10000023`` and
 ``E06000065``, both North Yorkshire's DfE code 815) are refused, as any return held twice.
 
@@ -51,7 +54,8 @@ What is derived
   DEC, DEC not counted; an open episode to the end of its collection year, 31 March
   counted), over the collection years each authority's returns cover.
 * DfE validation rules on the Missing table run as data checks (:data:`RULES`): rows
-  that break one are left out, counted by rule code, and returned as ``checks``.
+  that break one are left out, counted by rule code, and returned as ``checks``; rows
+  whose MISSING code is blank or neither M nor A are counted in a ``missing_code`` check.
 * CHILD is pseudonymised (:mod:`evalkit.data.pseudonymise`) as soon as it is read; a
   child is the pair (authority, pseudonym), since CHILD ids are each authority's own.
 """
@@ -70,7 +74,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EvalkitError
-from .geography import authority_name, collection_year_span, ons_code, same_authority
+from .geography import authority, authority_name, chain_span, ons_code, recoded_names, same_authority, unknown_code_error
 
 #: Every column of each table the DfE specification lists (recognition needs them all).
 TABLE_COLUMNS = {
@@ -139,6 +143,8 @@ class Returns:
     missing: pd.DataFrame
     files: list[Path] = field(default_factory=list)
     returns: pd.DataFrame | None = None  # LA, YEAR of every return held (any table)
+    #: each code of a recoded authority in the returns -> the one code its unit is named by
+    names: dict[str, str] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- finding tables
@@ -190,8 +196,12 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
 
     tables: list[TableFile] = []
     # in the order of the authorities' ONS codes (a folder named 384 where one named E08000036
-    # would be), so the tables, and the data's SHA-256 over their bytes, do not depend on the naming
-    for entry in sorted(root.iterdir(), key=_authority_order):
+    # would be), so the tables, and the data's SHA-256 over their bytes, do not depend on the naming;
+    # the folders of one recoded authority (E08000016 and E08000038, Barnsley) are read as one, year by year
+    orders = {entry: _authority_order(entry) for entry in root.iterdir()}
+    entries = sorted(orders, key=orders.__getitem__)
+    done: set[str] = set()
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_file() and is_xml(entry) and is_ssda903_xml(entry, _label(where, root, entry)):
@@ -209,8 +219,17 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
             if not _LA_FOLDER.match(entry.name):
                 raise EvalkitError(str(entry), "is not named by a local authority code",
                                    "name each authority's folder by its ONS code (E08000036) or DfE code (384)")
-            la = ons_code(entry.name, str(entry))
-            for year_dir in sorted(entry.iterdir(), key=lambda p: p.name):
+            order = orders[entry][0]
+            if order in done:
+                continue
+            done.add(order)
+            folders = [e for e in entries if orders[e][0] == order and e.is_dir() and not e.name.startswith(".")
+                       and _LA_FOLDER.match(e.name)]
+            codes = {folder: _folder_code(folder, where, root) for folder in folders}
+            years = sorted(((y, folder) for folder in folders for y in folder.iterdir()),
+                           key=lambda pair: (pair[0].name, pair[1].name))
+            for year_dir, folder in years:
+                la = codes[folder]
                 if year_dir.name.startswith("."):
                     continue
                 if not year_dir.is_dir() or not _YEAR_FOLDER.match(year_dir.name):
@@ -233,13 +252,25 @@ def find_tables(root: Path, where: str) -> list[TableFile]:
 
 
 def _authority_order(path: Path) -> tuple[str, str]:
-    """Sort key of an entry of the returns folder: an authority folder by its ONS code."""
-    from .geography import DFE_CODE, dfe_codes
+    """Sort key of an entry of the returns folder: an authority folder by its ONS code (a
+    recoded authority's by its first ONS code, whichever of its codes names the folder)."""
+    from .geography import DFE_CODE, dfe_codes, recoding_chain
 
     name = path.name
     if DFE_CODE.match(name) and name in dfe_codes() and path.is_dir():
-        return dfe_codes()[name], name
+        return recoding_chain(dfe_codes()[name])[0], name
+    if path.is_dir() and _LA_FOLDER.match(name):
+        return recoding_chain(name)[0], name
     return name, name
+
+
+def _folder_code(folder: Path, where: str, root: Path) -> str:
+    """The ONS code an authority folder names: a DfE code looked up; a code the lookup does not
+    hold is an error naming the folder (it would otherwise be an extra authority, silently)."""
+    code = ons_code(folder.name, str(folder))
+    if authority(code) is None:
+        raise unknown_code_error(code, _label(where, root, folder))
+    return code
 
 
 def _label(where: str, root: Path, path: Path) -> str:
@@ -338,6 +369,9 @@ def read_table(table: TableFile) -> pd.DataFrame:
         values = la.to_numpy(dtype=object)
         distinct, first, inverse = np.unique(values.astype(str), return_index=True, return_inverse=True)
         mapped = [ons_code(v, table.label, key=f"row {rows[int(first[k])]}") for k, v in enumerate(distinct)]
+        for k, code in enumerate(mapped):
+            if authority(code) is None:
+                raise unknown_code_error(code, table.label, key=f"row {rows[int(first[k])]}")
         frame["LA"] = np.asarray(mapped, dtype=object)[inverse]
     else:
         frame["LA"] = table.la
@@ -377,8 +411,12 @@ def read_returns(root: Path, where: str) -> Returns:
         else:
             tables.append(table)
             read.append(read_table(table))
-    _check_coverage(tables, read, where)
+    names = _recoded_names(tables, read)
+    _check_coverage(tables, read, where, names)
     for table, frame in zip(tables, read):
+        if names and frame["LA"].isin(list(names)).any():
+            # one recoded authority is one unit: its returns, person key and episode merge share one code
+            frame["LA"] = frame["LA"].map(lambda code: names.get(code, code))
         frames[table.kind].append(frame)
 
     def stack(kind):
@@ -393,10 +431,27 @@ def read_returns(root: Path, where: str) -> Returns:
     header, episodes = stack("header"), stack("episodes")
     held = pd.concat([f[["LA", "YEAR"]] for f in (missing, header, episodes) if f is not None]).drop_duplicates()
     return Returns(header=header, episodes=episodes, missing=missing, files=[t.path for t in found],
-                   returns=held.sort_values(["LA", "YEAR"]).reset_index(drop=True))
+                   returns=held.sort_values(["LA", "YEAR"]).reset_index(drop=True), names=names)
 
 
-def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: str) -> None:
+def _recoded_names(tables: list[TableFile], frames: list[pd.DataFrame]) -> dict[str, str]:
+    """The one code naming each recoded authority in the returns (geography.recoded_names): the
+    code under which most of its returns are held, the newest on a tie."""
+    held: set[tuple[str, int]] = set()
+    for table, frame in zip(tables, frames):
+        if table.la is not None:
+            assert table.year is not None
+            held.add((table.la, table.year))
+        else:
+            held.update(zip(frame["LA"].astype(str), frame["YEAR"].astype(int)))
+    counts: dict[str, int] = {}
+    for la, _ in held:
+        counts[la] = counts.get(la, 0) + 1
+    return recoded_names(counts)
+
+
+def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: str,
+                    names: dict[str, str] | None = None) -> None:
     """Each return held once, and no year missing in the middle of an authority's returns.
 
     A return held twice (an authority-year in its folder and in a combined table, or in two
@@ -433,11 +488,13 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
                                    f"({same[1]}), so its episodes would count twice",
                                    "keep one copy of each return, under one code")
             identity.setdefault(same, (table.label, str(la)))
+    # years are counted per authority: a recoded one's returns under each of its codes together
+    names = names or {}
     years: dict[str, set] = {}
     for _, la, year in source:
-        years.setdefault(la, set()).add(year)
+        years.setdefault(names.get(la, la), set()).add(year)
     for la, year in folder:
-        years.setdefault(la, set()).add(year)
+        years.setdefault(names.get(la, la), set()).add(year)
     for la, held in sorted(years.items()):
         for year in range(min(held), max(held) + 1):
             if year not in held:
@@ -445,7 +502,9 @@ def _check_coverage(tables: list[TableFile], frames: list[pd.DataFrame], where: 
                                    f"{year}: its missing episodes that year would count as none, not as unknown",
                                    f"add the {year} return ({la}/{year}/), or hold only the years on one side of it")
     for (la, year), kinds in sorted(folder.items()):
-        needed = ["missing"] + (["episodes"] if any("episodes" in k for (a, _), k in folder.items() if a == la) else [])
+        same = names.get(la, la)
+        needed = ["missing"] + (["episodes"] if any("episodes" in k for (a, _), k in folder.items()
+                                                    if names.get(a, a) == same) else [])
         for kind in needed:
             if kind not in kinds and (kind, la, year) not in source:
                 what = "missing episodes" if kind == "missing" else "looked-after children (the exposure)"
@@ -553,6 +612,9 @@ class MissingEpisodes:
     rule_examples: dict
     rows_read: int
     rules_not_run: list
+    #: rows no rule left out whose MISSING code is blank or neither M nor A (not episodes), and the first
+    code_left_out: int = 0
+    code_example: str | None = None
 
 
 def missing_episodes(returns: Returns, include_away: bool = False, extracted_at=None) -> MissingEpisodes:
@@ -571,7 +633,14 @@ def missing_episodes(returns: Returns, include_away: bool = False, extracted_at=
     with_episodes = set() if returns.episodes is None else set(map(tuple, returns.episodes[["LA", "YEAR"]].drop_duplicates().to_numpy().tolist()))
     without = sorted({(la, int(y)) for la, y in missing[["LA", "YEAR"]].drop_duplicates().to_numpy().tolist()} - with_episodes)
     codes = ["M", "A"] if include_away else ["M"]
-    keep = ~broken & missing["MISSING"].fillna("").str.upper().isin(codes).to_numpy()
+    code = missing["MISSING"].fillna("").str.upper()
+    keep = ~broken & code.isin(codes).to_numpy()
+    # a blank or unknown code (an XML return without <MISSING>) is no episode: counted, never dropped unseen
+    invalid = ~broken & ~code.isin(["M", "A"]).to_numpy()
+    code_example = None
+    if invalid.any():
+        i = int(np.flatnonzero(invalid)[0])
+        code_example = f"{missing['file'].iloc[i]}:{_place(missing['file'].iloc[i])} {missing['row'].iloc[i]}"
     kept = missing.loc[keep, ["LA", "YEAR", "CHILD", "DOB", "MIS_START", "MIS_END", "file", "row"]]
     # one episode reported by two returns (open at 31 March, closed in the next): the later wins
     kept = kept.sort_values(["LA", "CHILD", "MIS_START", "YEAR"], kind="stable")
@@ -589,7 +658,7 @@ def missing_episodes(returns: Returns, include_away: bool = False, extracted_at=
     censored = np.isnat(found) | (found > censor_at)
     kept = kept.assign(censor_at=censor_at, censored=censored)
     kept = kept.sort_values(["LA", "MIS_START", "CHILD"], kind="stable").reset_index(drop=True)
-    return MissingEpisodes(kept, counts, examples, len(missing), without)
+    return MissingEpisodes(kept, counts, examples, len(missing), without, int(invalid.sum()), code_example)
 
 
 def episode_frame(found: MissingEpisodes, header: pd.DataFrame | None, key: bytes, where: str,
@@ -763,6 +832,13 @@ def rule_checks(found: MissingEpisodes) -> list:
         checks.append(Check(f"dfe_rule_{rule}", status, detail,
                             values={"rule": rule, "rows_left_out": count,
                                     "first_row": found.rule_examples.get(rule)}))
+    if found.code_left_out:
+        # only when there are such rows: the returns of every shipped example have none
+        count = found.code_left_out
+        checks.append(Check(
+            "missing_code", "warn" if count > MATERIAL_SHARE * max(found.rows_read, 1) else "pass",
+            f"Missing-table rows whose MISSING code is blank or neither M nor A (missing, away), so not counted "
+            f"as episodes, left out: {count} rows", values={"rows_left_out": count, "first_row": found.code_example}))
     checks.append(Check(
         "duration_resolution", "pass",
         "SSDA903 returns hold dates, not times: time to found is measured in whole days "
@@ -771,38 +847,51 @@ def rule_checks(found: MissingEpisodes) -> list:
     return checks
 
 
-def with_ons_units(design):
+def with_ons_units(design, names: dict[str, str] | None = None):
     """Read each DfE three-digit code a design names units by as the ONS code the data's units carry.
 
     ``units.treated``, ``units.adoption``, ``units.comparison`` and an analysis' own
     ``units``, ``comparison`` or ``donors`` may name authorities either way (384 or
     E08000036). The design is updated in place, so the analyses, results and report name
     the units as the data do, whichever way the design named them; a three-digit code the
-    DfE lists do not hold is an error naming the key.
+    DfE lists do not hold is an error naming the key. ``names`` (:attr:`Returns.names`)
+    maps every code of a recoded authority to the one the data's unit is named by, so a
+    design may name Barnsley 370, E08000016 or E08000038 whichever code its returns use.
     """
-    from .geography import DFE_CODE
+    from .geography import DFE_CODE, recoding_chain
+
+    every = {c: name for name in set((names or {}).values()) for c in recoding_chain(name)}
 
     def dfe(name) -> bool:
-        return bool(DFE_CODE.match(str(name).strip()))
+        return bool(DFE_CODE.match(str(name).strip())) or str(name).strip() in every
 
     def ons(name, key):
-        return ons_code(str(name), design.where, key=key) if dfe(name) else name
+        code = ons_code(str(name), design.where, key=key) if DFE_CODE.match(str(name).strip()) else str(name).strip()
+        return every.get(code, code)
 
     units = design.units
     update: dict[str, object] = {}
     if any(dfe(n) for n in units.treated):
-        update["treated"] = [ons(n, "units.treated") for n in units.treated]
+        update["treated"] = list(dict.fromkeys(ons(n, "units.treated") for n in units.treated))
     if any(dfe(n) for n in units.adoption):
-        update["adoption"] = {ons(n, f"units.adoption.{n}"): v for n, v in units.adoption.items()}
+        adoption: dict = {}
+        for n, v in units.adoption.items():
+            code = ons(n, f"units.adoption.{n}")
+            if code in adoption and adoption[code] != v:
+                raise EvalkitError(design.where, f"names {authority_name(code)} twice, with adoption {adoption[code]} "
+                                   f"and {v}: {code} and {n} are codes of one authority",
+                                   "keep one entry per authority", key=f"units.adoption.{n}")
+            adoption[code] = v
+        update["adoption"] = adoption
     if isinstance(units.comparison, list) and any(dfe(n) for n in units.comparison):
-        update["comparison"] = [ons(n, "units.comparison") for n in units.comparison]
+        update["comparison"] = list(dict.fromkeys(ons(n, "units.comparison") for n in units.comparison))
     if update:
         design.units = units.model_copy(update=update)
     for i, spec in enumerate(design.analysis):
         for name in ("units", "comparison", "donors"):
             listed = getattr(spec, name, None)
             if isinstance(listed, list) and any(dfe(n) for n in listed):
-                setattr(spec, name, [ons(n, f"analysis[{i}].{name}") for n in listed])
+                setattr(spec, name, list(dict.fromkeys(ons(n, f"analysis[{i}].{name}") for n in listed)))
     return design
 
 
@@ -814,7 +903,7 @@ def collection_year_of(period) -> int:
 
 def abolished_hint(unit: str, year: int) -> str:
     """Why an authority may have no data in a collection year: it had been abolished, or not yet made."""
-    first, last = collection_year_span(str(unit))
+    first, last = chain_span(str(unit))
     if last is not None and year > last:
         return (f" ({authority_name(str(unit))} {unit} was abolished in collection year {last}: count it with its "
                 "successors under units.aggregate: police_force_area, or narrow data.window)")
@@ -848,6 +937,7 @@ def load_ssda903(design):
     with stage("read SSDA903 returns"):
         returns = read_returns(design.resolve(spec.source), where)
     assert returns.returns is not None  # read_returns lists every return it read
+    design = with_ons_units(design, returns.names)  # any code of a recoded authority names its one unit
     extracted_at = design.extracted_at
     with stage("DfE validation rules and missing episodes"):
         found = missing_episodes(returns, bool(getattr(spec, "include_away", False)), extracted_at)

@@ -33,7 +33,7 @@ CHECK_MEANING = CHECKS
 CHECK_LABEL = {"pre_trends": "pre-intervention trends", "few_treated": "number of adopting areas",
                "bacon_decomposition": "Goodman-Bacon decomposition", "proportional_hazards": "proportional hazards",
                "duration_resolution": "time resolution", "dfe_caveat": "DfE recording caveat",
-               "dfe_suppressed": "suppressed published figures",
+               "dfe_suppressed": "suppressed published figures", "missing_code": "blank or unknown MISSING codes",
                **{f"dfe_rule_{code}": f"DfE validation rule {code}" for code in
                   ("564", "567", "570", "574", "577", "581", "586")}}
 
