@@ -236,9 +236,18 @@ def _least_favorable_cv(X: np.ndarray | None, sigma: np.ndarray, kappa: float, s
     generated once per seed and size: every piece of Delta^RM at every Mbar reuses them.
     """
     s, u = np.linalg.eigh(sigma)
-    draws = _standard_normals(seed, sims, len(sigma)) @ (u * np.sqrt(np.abs(s))).T
+    factor = u * np.sqrt(np.abs(s))
+    normals = _standard_normals(seed, sims, len(sigma))
     sd = np.sqrt(np.diag(sigma))
-    eta = _eta_many(draws, np.zeros((len(sigma), 0)) if X is None else X, sd, vertices)
+    X = np.zeros((len(sigma), 0)) if X is None else X
+    if X.shape[1] >= 2:
+        vertices = _dual_vertices(X, sd) if vertices is None else vertices
+        if vertices is not None:
+            # eta = max over the dual vertices of draws @ vertex = normals @ (vertex @ factor):
+            # the vertices (a handful) times the factor first, not every draw times it
+            eta = (normals @ (vertices @ factor).T).max(axis=1)
+            return float(np.nanquantile(eta, 1 - kappa))
+    eta = _eta_many(normals @ factor.T, X, sd, vertices)
     return float(np.nanquantile(eta, 1 - kappa))
 
 
