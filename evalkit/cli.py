@@ -394,6 +394,8 @@ def entry() -> None:
         code = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # closed by the caller (evalkit ... >&-): nothing to flush
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (evalkit ... | head): status 120, as Python gives

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import platform
+from collections.abc import Mapping
+from types import MappingProxyType
 from importlib import metadata
 
 from .data import AnalysisData
@@ -60,19 +62,19 @@ def summary_counts(design: Design, data: AnalysisData) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=1)
-def package_versions() -> dict:
+def package_versions() -> Mapping[str, str]:
     """The installed versions of :data:`PACKAGES`, read once per process.
 
     Reading them scans the installed distributions' metadata (about 14 ms), which a design
     diagnosis or a benchmark that runs hundreds of fits in one process would pay each time;
-    they do not change while it runs. Callers copy the dict (never change it)."""
+    they do not change while it runs. Read-only: callers copy it."""
     versions = {}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    return versions
+    return MappingProxyType(versions)
 
 
 def context_record(design: Design, data: AnalysisData, labels: dict, command: str | None) -> dict:

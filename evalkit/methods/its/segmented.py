@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -102,12 +101,9 @@ FIXED_B_DRAWS = 1999
 FIXED_B_SEED = 20050101
 
 
-@lru_cache(maxsize=2)
 def standard_draws(n: int, seed: int = FIXED_B_SEED) -> np.ndarray:
-    """The reference's standard normal draws, one column a draw: the same for the same ``n``.
-
-    Kept (read-only) for the last two sizes: the median-unbiased coefficient's root search
-    asks for them about twenty times a fit (2,000 x n normals each time otherwise)."""
+    """The reference's standard normal draws, one column a draw: the same for the same ``n``
+    (read-only: :func:`median_unbiased_rho` makes them once and reuses them at every step)."""
     rng = np.random.default_rng(seed)
     out = np.ascontiguousarray(rng.standard_normal((FIXED_B_DRAWS, n)).T)
     out.setflags(write=False)
@@ -159,7 +155,8 @@ def panel_constant_share(residuals: np.ndarray, blocks: list[np.ndarray], rho: f
     return tau / (tau + within) if tau + within > 0 else 0.0
 
 
-def reference_errors(n: int, blocks: list[np.ndarray], rho: float, share: float = 1.0) -> np.ndarray:
+def reference_errors(n: int, blocks: list[np.ndarray], rho: float, share: float = 1.0,
+                     draws: np.ndarray | None = None, noise: np.ndarray | None = None) -> np.ndarray:
     """The reference's errors, one column a draw: a stationary AR(1) (coefficient ``rho``) with
     variance ``share`` plus independent noise with variance ``1 - share``, within each series.
 
@@ -168,15 +165,16 @@ def reference_errors(n: int, blocks: list[np.ndarray], rho: float, share: float 
     persistence of the rate (Zeger 1988: a latent AR(1) log rate); its share of the residual
     variance is :func:`persistent_share`'s. Gaussian residuals are all share 1. ``rho`` 0 (or
     ``share`` 0) gives the independent standard normal draws of the plain fixed-b reference,
-    unchanged; the noise has its own seeded draws.
+    unchanged; the noise has its own seeded draws. ``draws`` and ``noise``: those draws, when
+    the caller already made them (:func:`standard_draws` with its two seeds).
     """
-    draws = standard_draws(n)
+    draws = standard_draws(n) if draws is None else draws
     if rho == 0 or share <= 0:
         return draws
     persistent = ar1_errors(draws, blocks, rho)
     if share >= 1:
         return persistent
-    noise = standard_draws(n, FIXED_B_SEED + 1)
+    noise = standard_draws(n, FIXED_B_SEED + 1) if noise is None else noise
     return np.ascontiguousarray(np.sqrt(share) * persistent + np.sqrt(1.0 - share) * noise)
 
 
@@ -243,9 +241,11 @@ def median_unbiased_rho(residuals: np.ndarray, Xw: np.ndarray, groups: np.ndarra
     blocks = series_blocks(groups)
     observed = float(lag1_autocorrelation(np.asarray(residuals, dtype=float), blocks)[0])
     bread = np.linalg.inv(Xw.T @ Xw)
+    # the same seeded draws at every step of the root search (about twenty): made once
+    draws, noise = standard_draws(n), standard_draws(n, FIXED_B_SEED + 1)
 
     def median_at(rho: float) -> float:
-        e = reference_errors(n, blocks, rho, persistent_share(dispersion, Xw, blocks, rho))
+        e = reference_errors(n, blocks, rho, persistent_share(dispersion, Xw, blocks, rho), draws, noise)
         return float(np.median(lag1_autocorrelation(e - Xw @ (bread @ (Xw.T @ e)), blocks)))
 
     if not np.isfinite(observed) or observed <= median_at(RHO_MIN):

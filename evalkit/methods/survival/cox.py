@@ -269,12 +269,13 @@ class _RiskSets:
             efron = ties == "efron"
             term, log_total = self.term_sums(R0, D0, efron, self.NEWTON_SUMS)
             self._last = (key, {"eta_shift": eta_shift, "w": w, "efron": efron, "R0": R0, "D0": D0, "R1": R1,
-                                "D1": D1, "log_total": log_total, **term})
+                                "D1": D1, "log_total": log_total, **_read_only(term)})
+            _read_only(self._last[1])
         values = self._last[1]
         missing = [name for name in extra if name not in values]
         if missing:
             more, _ = self.term_sums(values["R0"], values["D0"], values["efron"], missing)
-            values.update(more)
+            values.update(_read_only(more))
         return values
 
     def mean_sums(self, values: dict) -> np.ndarray:
@@ -357,6 +358,15 @@ class _RiskSets:
             for j in range(self.p):
                 summed[:, j] += np.bincount(sorted_clusters[rows], weights=resid[:, j], minlength=n_clusters)
         return summed
+
+
+def _read_only(values: dict) -> dict:
+    """The dict, its arrays made read-only: the cached sums are shared by the steps that reuse
+    them (and, for Breslow, some are one array), so a write would change them all."""
+    for value in values.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return values
 
 
 def _combine(by_pattern: np.ndarray, weight: np.ndarray) -> np.ndarray:
