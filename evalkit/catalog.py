@@ -185,6 +185,8 @@ CHECKS: dict[str, str] = {
                           "effect.",
     "adoption_dates": "Whether adoption dates fall inside a month, so the month of adoption mixes days before and "
                       "after.",
+    "local_time": "Which clock the extract's times are on, and how times at a clock change (an hour that happens "
+                  "twice in autumn, or not at all in spring) were read.",
     "overlap": "Whether adopting and comparison areas are alike enough in their characteristics to be compared.",
     "sparse_ratio": "Whether the counts before adoption are large enough for a ratio to be estimated reliably.",
 }

@@ -177,6 +177,11 @@ class DataSpec(StrictModel):
         "day-first dates): one format for every date column, or one per column role (reported_at, found_at, time). "
         "Without it only ISO 8601 (2021-04-03 14:22) is read; ambiguous dates such as 01/04/2021 are refused.",
     )
+    timezone: str | None = Field(
+        None, description="episodes: the IANA time zone (e.g. Europe/London) of date-times written without one: they "
+        "are read as that zone's wall-clock time, so durations across a clock change are real elapsed hours, and "
+        "periods follow the local calendar date. Without it they are taken as written (docs/police-extracts.md).",
+    )
 
     @field_validator("extracted_at", mode="before")
     @classmethod
@@ -199,6 +204,20 @@ class DataSpec(StrictModel):
             except (ValueError, TypeError):
                 raise PydanticCustomError("date_format", "'{fmt}' is not a date format; write it with strptime codes, "
                                           "e.g. '%d/%m/%Y %H:%M'", {"fmt": str(fmt)[:40]}) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value):
+        if value is None:
+            return value
+        import zoneinfo
+
+        # "localtime" is this machine's own zone, not a name: the same design would read differently elsewhere
+        names = zoneinfo.available_timezones() - {"localtime", "posixrules"}
+        if value not in names:
+            raise PydanticCustomError("timezone", "'{name}' is not an IANA time zone{hint}; write one such as "
+                                      "Europe/London", {"name": str(value)[:40], "hint": did_you_mean(str(value), sorted(names))})
         return value
 
     def date_format_for(self, role: Literal["reported_at", "found_at", "time"]) -> str | None:
@@ -236,7 +255,7 @@ class DataSpec(StrictModel):
             last = parse_period(self.window.end, self.frequency)
             extracted = parse_timestamp_end_of_day(self.extracted_at)
             if extracted.tzinfo is not None:
-                extracted = extracted.tz_convert("UTC").tz_localize(None)
+                extracted = extracted.tz_convert(self.timezone or "UTC").tz_localize(None)
         except (ValueError, TypeError):
             return  # an unparseable period or date is reported with its own key later
         if extracted + dt.timedelta(seconds=1) < last.end_time:
@@ -596,6 +615,20 @@ class Design(StrictModel):
         return None if self.data.extracted_at is None else parse_timestamp_end_of_day(self.data.extracted_at)
 
 
+def _check_date_keys_apply(design: Design) -> None:
+    """data.date_format and data.timezone are refused where they would be silently ignored: the
+    ssda903 and dfe_published layouts read their own dates (SSDA903's dd/mm/YYYY, the DfE's
+    years), and a panel's time column holds periods, not times of day."""
+    layout = design.data.layout
+    for name in ("date_format", "timezone"):
+        if getattr(design.data, name) is not None and (layout in ("ssda903", "dfe_published")
+                                                       or (layout == "panel" and name == "timezone")):
+            what = "SSDA903 returns' own dd/mm/YYYY dates" if layout == "ssda903" else (
+                "the DfE's own years" if layout == "dfe_published" else "periods, not times of day")
+            raise EvalkitError(design.where, f"data.{name} does not apply to layout {layout}, which reads {what}",
+                               f"remove data.{name}", key=f"data.{name}")
+
+
 def _check_design(design: Design) -> None:
     """Cross-field rules that pydantic's per-field validation cannot see."""
     where = design.where
@@ -615,6 +648,7 @@ def _check_design(design: Design) -> None:
     if design.data.include_away and layout != "ssda903":
         raise EvalkitError(where, f"data.include_away applies to SSDA903 returns, but the layout is {layout}",
                            "remove data.include_away", key="data.include_away")
+    _check_date_keys_apply(design)
     for i, outcome in enumerate(design.outcomes):
         key = f"outcomes[{i}]"
         if layout in ("panel", "dfe_published") and outcome.column is None:

@@ -399,6 +399,8 @@ CASES = [
     ("date_not_matching_declared_format", lambda d: (edit_design(d, "frequency: month", "date_format: '%Y-%m-%d %H:%M'\n  frequency: month"),
                                                      edit_row(d / "episodes.csv", 10, "2020-03-09 10:00", "09/03/2020 10:00")),
      "design.yaml", "episodes.csv", "row 10", r"does not match the declared date_format"),
+    ("timezone_unknown", lambda d: edit_design(d, "frequency: month", "timezone: Europe/Londn\n  frequency: month"),
+     "design.yaml", "design.yaml", "data.timezone", r"'Europe/Londn' is not an IANA time zone \(did you mean 'Europe/London'\?\)"),
     ("panel_day_first_periods", lambda d: _panel_dates(d, "%d/%m/%Y"),
      "panel.yaml", "panel.csv", "row 2", r"can be day-first or month-first"),
     ("window_long_before_the_data", lambda d: edit_design(d, "window: {start: 2020-01, end: 2021-12}", "window: {start: 1900-01, end: 2021-12}"),
@@ -842,12 +844,14 @@ _DATE_TEXT = st.one_of(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_DATE_TEXT, min_size=1, max_size=6), st.sampled_from([None, "%d/%m/%Y %H:%M", "%Y-%m-%d"]))
-def test_random_date_text_is_read_or_refused_in_one_line(values, date_format):
+@given(st.lists(_DATE_TEXT, min_size=1, max_size=6), st.sampled_from([None, "%d/%m/%Y %H:%M", "%Y-%m-%d"]),
+       st.sampled_from([None, "Europe/London"]))
+def test_random_date_text_is_read_or_refused_in_one_line(values, date_format, timezone):
     from evalkit.data.episodes import parse_timestamps
 
     try:
-        parsed = parse_timestamps(pd.Series(values, dtype=object), "f.csv", "reported_at", "csv", True, date_format)
+        parsed = parse_timestamps(pd.Series(values, dtype=object), "f.csv", "reported_at", "csv", True, date_format,
+                                  timezone)
     except evalkit.EvalkitError as exc:
         assert "\n" not in exc.message and exc.message.startswith("f.csv")
         return

@@ -43,7 +43,7 @@ _ISO_FORMS = {
 
 
 def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allow_empty: bool,
-                     date_format: str | None = None) -> pd.Series:
+                     date_format: str | None = None, timezone: str | None = None) -> pd.Series:
     """Parse a column of timestamps; empty cells become NaT when allowed.
 
     Without a declared ``date_format``, text is read only in ISO 8601 form
@@ -54,7 +54,13 @@ def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allo
     date-times, or values with a time zone with values without one, is refused: they cannot
     be placed on one clock. Zoned values are converted to UTC.
 
-    The returned Series has ``attrs["zoned"]``: whether the values carried time zones.
+    With ``timezone`` (an IANA name, ``data.timezone``) values without a zone, text or
+    zone-less timestamps from Parquet or SQL alike, are that zone's wall-clock time and are
+    converted to UTC too (:func:`local_to_utc`); zoned values keep their own offset.
+
+    The returned Series has ``attrs["zoned"]``: whether the values carried time zones, and
+    with ``timezone`` ``attrs["ambiguous"]`` and ``attrs["nonexistent"]``: the positions of
+    the values that fell in the hour the clocks went back or in the hour they skipped.
     """
     zoned_column = False
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -81,8 +87,79 @@ def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allo
         if bad is not None:
             raise EvalkitError(where, f"column '{column}' is empty", "every episode needs a value here", key=row_label(bad, kind))
     result = parsed.astype("datetime64[ns]")
+    at_change: dict = {"ambiguous": np.empty(0, np.int64), "nonexistent": np.empty(0, np.int64)}
+    if timezone is not None and not zoned_column:
+        try:
+            result, at_change = local_to_utc(result, timezone)
+        except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+            stamps = result.to_numpy()
+            day = np.timedelta64(1, "D")
+            edge = first_bad(pd.Series((stamps < np.datetime64(pd.Timestamp.min) + day)
+                                       | (stamps > np.datetime64(pd.Timestamp.max) - day)))
+            position = 0 if edge is None else edge
+            raise EvalkitError(where, f"'{pd.Timestamp(stamps[position])}' in column '{column}' is outside the years 1678-2261 once "
+                               f"read as {timezone} time", "correct the date-time", key=row_label(position, kind)) from None
+    return _with_attrs(result, zoned_column, timezone, at_change)
+
+
+def _with_attrs(result: pd.Series, zoned_column: bool, timezone: str | None, at_change: dict) -> pd.Series:
     result.attrs["zoned"] = zoned_column
+    if timezone is not None:
+        result.attrs.update(at_change)
     return result
+
+
+def local_to_utc(wall: pd.Series, timezone: str) -> tuple[pd.Series, dict]:
+    """Zone-less wall-clock times of ``timezone`` as UTC instants (zone-less datetime64[ns]).
+
+    A local time is not always one instant. In the hour the clocks go back (01:00-01:59 on
+    the last Sunday of October in Europe/London) every time occurs twice; in the hour they
+    skip in spring (01:00-01:59 on the last Sunday of March) none occurs. Real extracts
+    hold such times (a child reported at 01:30 that night), so they are not refused but read
+    by one rule, Python's own (:mod:`zoneinfo` with ``fold=0``): an **ambiguous** time is
+    the first reading, the offset before the change (01:30 BST, 00:30 UTC); a
+    **nonexistent** time is read with the offset before the change too, which moves it
+    forward by the gap (01:30 read as 01:30 GMT, i.e. 02:30 BST). Where they are is
+    returned for a data check.
+
+    Returns
+    -------
+    Series, dict
+        The instants, and ``{"ambiguous": positions, "nonexistent": positions}`` (int64
+        arrays of row positions, usually empty or a handful).
+    """
+    import zoneinfo
+
+    zone = zoneinfo.ZoneInfo(timezone)
+    # pandas handles the unambiguous bulk; the few values at a clock change are read one by one
+    local = wall.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    instants = local.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    unresolved = local.isna().to_numpy() & wall.notna().to_numpy()
+    kinds: dict = {"ambiguous": [], "nonexistent": []}
+    if unresolved.any():
+        stamps = wall.to_numpy()[unresolved]
+        fixed = np.empty(len(stamps), dtype="datetime64[ns]")
+        for i, stamp in enumerate(stamps):
+            moment = pd.Timestamp(stamp).to_pydatetime(warn=False)
+            first = moment.replace(tzinfo=zone, fold=0)
+            offset = first.utcoffset()
+            assert offset is not None  # a ZoneInfo always has an offset
+            fixed[i] = stamp - np.timedelta64(int(offset.total_seconds() * 1e9), "ns")
+            later = moment.replace(tzinfo=zone, fold=1).utcoffset()
+            kinds["nonexistent" if later is not None and later > offset else "ambiguous"].append(i)  # a gap: later offset ahead
+        values = instants.to_numpy().copy()
+        values[unresolved] = fixed
+        instants = pd.Series(values, index=wall.index)
+    positions = np.flatnonzero(unresolved)
+    return instants, {name: positions[np.array(found, dtype=np.int64)] for name, found in kinds.items()}
+
+
+def utc_to_local(instants: np.ndarray, timezone: str) -> np.ndarray:
+    """UTC instants (zone-less datetime64[ns]) as ``timezone``'s zone-less wall-clock times."""
+    import zoneinfo
+
+    stamps = pd.DatetimeIndex(instants).tz_localize("UTC").tz_convert(zoneinfo.ZoneInfo(timezone))
+    return stamps.tz_localize(None).to_numpy().astype("datetime64[ns]")
 
 
 def _parse_iso(text: pd.Series, empty: pd.Series, where: str, column: str, kind: str):
@@ -206,13 +283,22 @@ def _categorical(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
 
 
 def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at: pd.Timestamp | None,
-                      date_formats: dict | None = None) -> pd.DataFrame:
+                      date_formats: dict | None = None, timezone: str | None = None) -> pd.DataFrame:
     """Turn the file's columns into evalkit's episode frame.
 
     Returns a frame with ``unit``, ``reported_at``, ``found_at`` (NaT when open),
     ``person`` (a Categorical of pseudonyms, when mapped), optional ``looked_after``/
     ``risk``/``age``/``sex``, ``hours_to_found`` and ``censored``, plus ``row`` (the file
     position, for messages). Episode ids are checked for duplicates and not kept.
+
+    With ``timezone`` (``data.timezone``) every date-time, ``extracted_at`` included, is
+    placed on UTC first, so hours to found, censoring and the order checks use real
+    elapsed time across clock changes; ``reported_at`` and ``found_at`` are then kept as
+    that zone's wall-clock time, because periods (and adoption dates) follow the local
+    calendar: a report at 00:30 BST on 1 April is April's. The frame's
+    ``attrs["local_time"]`` holds the zone and the numbers of episodes with an ambiguous or
+    a nonexistent date-time (:func:`local_to_utc`), for a data check. Without ``timezone`` nothing changes:
+    zone-less values are taken as written, and mixing them with zoned ones is refused.
     """
     kind = raw.attrs.get("kind", "csv")
     n = len(raw)
@@ -226,19 +312,29 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     built: dict = {"row": np.arange(n)}
     built["unit"] = _unit_values(raw[columns["unit"]], where, columns["unit"], kind)
     formats = date_formats or {}
+    utc_columns = raw.attrs.get("utc_columns", ())  # a database's zone-aware values, read as UTC (data/sql.py)
+
+    def zone_of(role):
+        return None if columns[role] in utc_columns else timezone
+
     reported = parse_timestamps(raw[columns["reported_at"]], where, columns["reported_at"], kind, False,
-                                formats.get("reported_at"))
+                                formats.get("reported_at"), zone_of("reported_at"))
     reported_at = built["reported_at"] = reported.to_numpy()
     zones = {"reported_at": reported.attrs.get("zoned", False)}
+    at_change = {name: [reported.attrs.get(name, np.empty(0, np.int64))] for name in ("ambiguous", "nonexistent")}
     del reported
     if "found_at" in columns:
-        found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True, formats.get("found_at"))
+        found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True, formats.get("found_at"),
+                                 zone_of("found_at"))
         zones["found_at"] = found.attrs.get("zoned", False) if found.notna().any() else zones["reported_at"]
+        for name in ("ambiguous", "nonexistent"):
+            at_change[name].append(found.attrs.get(name, np.empty(0, np.int64)))
         found_at = built["found_at"] = found.to_numpy()
         del found
         bad = first_bad(found_at < reported_at)
         if bad is not None:
-            raise EvalkitError(where, f"found_at ({pd.Timestamp(found_at[bad])}) is before reported_at ({pd.Timestamp(reported_at[bad])})",
+            shown = [pd.Timestamp(_as_written(v[bad:bad + 1], timezone)[0]) for v in (found_at, reported_at)]
+            raise EvalkitError(where, f"found_at ({shown[0]}) is before reported_at ({shown[1]})",
                                "correct the dates or swap the columns in data.columns", key=row_label(bad, kind))
     else:
         found_at = built["found_at"] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -262,8 +358,11 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
         date_alone = extracted_at.tzinfo is None and extracted_at == extracted_at.normalize() + pd.Timedelta(days=1, microseconds=-1)
         if not date_alone:  # a date alone (the end of that day) sits with zoned and local data alike
             zones["data.extracted_at"] = extracted_at.tzinfo is not None
-        extracted_at = extracted_at.tz_convert("UTC").tz_localize(None) if extracted_at.tzinfo is not None else extracted_at
-    if len(set(zones.values())) > 1:
+        if extracted_at.tzinfo is not None:
+            extracted_at = extracted_at.tz_convert("UTC").tz_localize(None)
+        elif timezone is not None:  # the end of a local day, or a local time, like the data's
+            extracted_at = pd.Timestamp(local_to_utc(pd.Series([extracted_at]), timezone)[0].iloc[0])
+    if len(set(zones.values())) > 1 and timezone is None:  # with data.timezone every value is on UTC
         # a clock time with a zone and one without cannot be compared: durations would shift by the offset
         with_zone = [k for k, v in zones.items() if v]
         without = [k for k, v in zones.items() if not v]
@@ -274,7 +373,9 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     if extracted_at is not None:
         late = first_bad(reported_at > np.datetime64(extracted_at))
         if late is not None:
-            raise EvalkitError(where, f"episode reported ({pd.Timestamp(reported_at[late])}) after the extract was taken ({extracted_at:%Y-%m-%d})",
+            shown = [pd.Timestamp(_as_written(np.array([v], dtype="datetime64[ns]"), timezone)[0])
+                     for v in (reported_at[late], np.datetime64(extracted_at, "ns"))]
+            raise EvalkitError(where, f"episode reported ({shown[0]}) after the extract was taken ({shown[1]:%Y-%m-%d})",
                                "correct data.extracted_at or the record", key=row_label(late, kind))
     open_or_late = np.isnat(found_at)
     if extracted_at is not None:
@@ -291,7 +392,19 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     built["hours_to_found"] = elapsed / 3.6e12
     del elapsed
     built["censored"] = open_or_late
-    return pd.DataFrame(built, copy=False)
+    if timezone is not None:  # periods follow the local calendar date: keep the wall-clock times
+        built["reported_at"] = utc_to_local(reported_at, timezone)
+        built["found_at"] = utc_to_local(found_at, timezone)
+    frame = pd.DataFrame(built, copy=False)
+    if timezone is not None:  # episodes, not values: an episode reported and found in that hour counts once
+        frame.attrs["local_time"] = {"timezone": timezone, **{name: int(len(np.unique(np.concatenate(found))))
+                                                              for name, found in at_change.items()}}
+    return frame
+
+
+def _as_written(instants: np.ndarray, timezone: str | None) -> np.ndarray:
+    """Instants as the extract's wall clock shows them, for messages."""
+    return instants if timezone is None else utc_to_local(instants, timezone)
 
 
 def _unit_values(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray | pd.Categorical:
@@ -567,3 +680,25 @@ class EpisodeCells:
         distinct = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
         persons = np.bincount(distinct // self.width, minlength=self.n_cells)
         return reports, repeats, persons
+
+
+def clock_change_words(clock: dict) -> str:
+    """The data check's sentence for ``data.timezone`` (counts and rules, never rows)."""
+    zone, ambiguous, nonexistent = clock["timezone"], clock["ambiguous"], clock["nonexistent"]
+    words = (f"date-times without a zone are {zone} wall-clock time, converted to UTC: hours to found are real "
+             "elapsed time across clock changes, and each episode counts in the period of its local calendar date")
+    if not ambiguous and not nonexistent:
+        return words + "; no date-time fell in an hour the clocks went back or skipped"
+
+    # "3 episode(s)": the report's disclosure control finds a count by its noun and may write
+    # "fewer than 10" in its place, so the sentence must read right for any number
+    parts = []
+    if ambiguous:
+        parts.append(f"{ambiguous} episode(s) with a date-time in the hour the clocks went back, which occurs twice: "
+                     "read as its first occurrence (the offset before the change: in Europe/London 01:30 is read as "
+                     "01:30 BST)")
+    if nonexistent:
+        parts.append(f"{nonexistent} episode(s) with a date-time in the hour the clocks skipped, which does not occur: "
+                     "read with the offset before the change, which moves it an hour on (in Europe/London 01:30 is "
+                     "read as 01:30 GMT, i.e. 02:30 BST)")
+    return words + "; " + "; ".join(parts) + ": check those episodes' durations if an hour matters"

@@ -107,7 +107,8 @@ def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData
         with stage("validate episodes"):
             episodes = validate_episodes(raw, columns, where, design.extracted_at,
                                          {"reported_at": spec.date_format_for("reported_at"),
-                                          "found_at": spec.date_format_for("found_at")})
+                                          "found_at": spec.date_format_for("found_at")}, getattr(spec, "timezone", None))
+        local_time = episodes.attrs.pop("local_time", None)
         rows, digest = len(raw), raw.attrs["digest"]
         raw = None  # the file's columns are no longer needed: free them before deriving
         release_unused_memory()
@@ -126,7 +127,7 @@ def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData
             needed.append(design.units.adoption_column)
         raw = read_source(design, needed, frame=frame)
         panel, periods, units, row_units = _validate_panel(design, raw, where)
-        episodes = None
+        episodes = local_time = None
         rows, digest = len(raw), raw.attrs["digest"]
     sources = [digest]
     if spec.exposure is not None:
@@ -142,7 +143,8 @@ def load_data(design: Design, frame: pd.DataFrame | None = None) -> AnalysisData
         censored=int(episodes["censored"].sum()) if episodes is not None else 0,
         sources=[str(p) for p in sources],
         adoption_dates=adoption_dates,
-        checks=[_adoption_date_check(design, adoption_dates, episodes is not None)] if adoption_dates else [],
+        checks=([_adoption_date_check(design, adoption_dates, episodes is not None)] if adoption_dates else [])
+        + ([local_time_check(local_time)] if local_time else []),
     )
 
 
@@ -204,13 +206,20 @@ def _window(design: Design, observed: pd.Series, last_covered=None) -> pd.Period
     return pd.period_range(start, end, freq=freq)
 
 
+def _zone(name: str | None):
+    import zoneinfo
+
+    return "UTC" if name is None else zoneinfo.ZoneInfo(name)
+
+
 def _episodes_to_panel(design: Design, episodes: pd.DataFrame, where: str):
     freq = FREQUENCIES[design.data.frequency]
     episodes["repeat"] = mark_repeats(episodes).to_numpy()
     episodes["period"] = episodes["reported_at"].dt.to_period(freq)
     extracted = design.extracted_at
     if extracted is not None and extracted.tzinfo is not None:
-        extracted = extracted.tz_convert("UTC").tz_localize(None)
+        # on the clock the periods follow: data.timezone's local calendar, or UTC
+        extracted = extracted.tz_convert(_zone(getattr(design.data, "timezone", None))).tz_localize(None)
     # an extract taken at the very end of a period covers it; one taken mid-period covers the one before
     covered = None if extracted is None else (extracted + pd.Timedelta(microseconds=1)).to_period(freq) - 1
     periods = _window(design, episodes["period"], covered)
@@ -424,6 +433,16 @@ def _dates_inside_periods(design: Design, units: list) -> dict:
         if stamp is not None:
             dates["series"] = stamp
     return dates
+
+
+def local_time_check(clock: dict):
+    """The data check for ``data.timezone``: how many date-times fell at a clock change, and the rule
+    that read them (evalkit.data.episodes.local_to_utc). Counts only, never the rows."""
+    from ..results import Check
+    from .episodes import clock_change_words
+
+    status = "warn" if clock["ambiguous"] or clock["nonexistent"] else "pass"
+    return Check("local_time", status, clock_change_words(clock), values=dict(clock))
 
 
 def _adoption_date_check(design: Design, dates: dict, episodes: bool):

@@ -351,9 +351,14 @@ def read_database(design, columns: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=names)
     del rows
     frame = frame.loc[:, ~frame.columns.duplicated()][wanted]
+    utc_columns = []
     for name in wanted:
-        frame[name] = _plain_column(frame[name])
+        plain = _plain_column(frame[name])
+        if plain.attrs.get("utc"):
+            utc_columns.append(name)
+        frame[name] = plain
     frame.attrs["kind"] = "sql"
+    frame.attrs["utc_columns"] = utc_columns
     check_field_lengths(frame, where, "sql")
     frame.attrs["digest"] = SourceDigest(where, _frame_sha256(frame))
     return frame
@@ -435,7 +440,9 @@ def _plain_column(values: pd.Series) -> pd.Series:
     if isinstance(first, (dt.datetime, dt.date)) and sample.map(lambda v: isinstance(v, (dt.datetime, dt.date))).all():
         aware = sample.map(lambda v: isinstance(v, dt.datetime) and v.tzinfo is not None)
         if aware.all():
-            return pd.to_datetime(values, utc=True).dt.tz_localize(None)
+            instants = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+            instants.attrs["utc"] = True  # already UTC: data.timezone does not apply (episodes.validate_episodes)
+            return instants
         if not aware.any():
             return pd.to_datetime(values)
     if isinstance(first, (bytes, bytearray, memoryview)):
