@@ -10,7 +10,8 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, is_dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,10 +90,10 @@ class Results:
             "evalkit_version": self.evalkit_version,
             "design": self.design,
             "data": self.data,
-            "estimates": [asdict(e) for e in self.estimates],
-            "checks": [asdict(c) for c in self.checks],
+            "estimates": self.estimates,
+            "checks": self.checks,
             "evidence": self.evidence,
-            "analyses": [asdict(a) for a in self.analyses],
+            "analyses": self.analyses,
             "context": self.context,
         }
         return json_ready(out)
@@ -242,7 +243,20 @@ def _shape_problem(raw: dict) -> str | None:
 
 
 def json_ready(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, NaN and infinities to None."""
+    """JSON-ready: dataclasses to dicts of their fields, numpy scalars to Python, NaN and
+    infinities to None (a national results.json has 70,000 values: the plain types a record
+    mostly holds are recognised by their exact type first)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {(k if type(k) is str else str(k)): json_ready(v) for k, v in value.items()}
+    if kind is list:
+        return [json_ready(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_ready(getattr(value, f.name)) for f in dataclass_fields(value)}
     if isinstance(value, dict):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
