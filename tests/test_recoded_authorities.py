@@ -26,6 +26,8 @@ from evalkit.data.ssda903 import TABLE_COLUMNS
 from evalkit.design import design_from_mapping
 from evalkit.errors import EvalkitError
 
+from .test_la_codes import STATUSES, _published_design  # the published file's two series, and its design
+
 ROOT = Path(__file__).resolve().parents[1]
 RETURNS = ROOT / "examples" / "ssda903" / "returns"
 #: a few of the shipped authorities keep the loads quick: Barnsley, Sheffield, Wakefield, Kirklees
@@ -168,7 +170,6 @@ def test_a_year_missing_between_the_two_codes_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- DfE published figures
-STATUSES = ("Children looked after during the year", "Missing incidents")
 YEARS = ("201920", "202021", "202122", "202223", "202324")
 
 
@@ -185,16 +186,6 @@ def _published(path: Path, rows, old_column: bool = True) -> Path:
                        status, number]
                 writer.writerow(row if old_column else row[:7] + row[8:])
     return path
-
-
-def _published_design(path, units):
-    return design_from_mapping({
-        "evalkit": 1, "title": "t", "intervention": {"name": "x", "mechanism": "information_sharing"},
-        "data": {"source": str(path), "layout": "dfe_published", "frequency": "year",
-                 "columns": {"exposure": STATUSES[0]}},
-        "units": units, "outcomes": [{"name": "incidents", "measure": "count", "column": "Missing incidents"}],
-        "analysis": [{"method": "did", "outcome": "incidents"}],
-    }, path=ROOT / "designs" / "t.yaml")
 
 
 def _series(recoded_from: str | None):
