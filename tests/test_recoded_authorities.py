@@ -26,7 +26,7 @@ from evalkit.data.ssda903 import TABLE_COLUMNS
 from evalkit.design import design_from_mapping
 from evalkit.errors import EvalkitError
 
-from .test_la_codes import STATUSES, _published_design  # the published file's two series, and its design
+from .test_la_codes import STATUSES, _published_design, _return  # the published file's series, its design; a return
 
 ROOT = Path(__file__).resolve().parents[1]
 RETURNS = ROOT / "examples" / "ssda903" / "returns"
@@ -224,14 +224,6 @@ def test_a_published_series_whose_last_year_is_under_the_new_code_is_one_authori
 
 
 # ----------------------------------------------------------------------------- unknown codes
-def _return(root: Path, la: str, year: int, missing: list[str], children=(1, 2)) -> None:
-    folder = root / la / str(year)
-    folder.mkdir(parents=True)
-    (folder / "missing.csv").write_text(",".join(TABLE_COLUMNS["missing"]) + "\n" + "".join(f"{r}\n" for r in missing))
-    (folder / "episodes.csv").write_text(",".join(TABLE_COLUMNS["episodes"]) + "\n" + "".join(
-        f"{c},01/01/2015,S,C2,N1,U1,PR1,,,,WF1,WF2,\n" for c in children))
-
-
 def _row(child: int, year: int, day: int, code: str = "M") -> str:
     return f"{child},01/01/2008,{code},{day:02d}/05/{year - 1},{day + 1:02d}/05/{year - 1}"
 
