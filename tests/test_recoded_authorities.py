@@ -8,7 +8,11 @@ other must give the same panel, episodes, checks and data SHA-256 apart from the
 shipped returns are re-arranged here under the 2025 codes, and under old and new codes
 across years, and compared with the single-code run. Unknown ONS-style codes are one-line
 errors naming where they are; Missing rows with a blank or unknown MISSING code are counted;
-the City of London option is checked through a design against a sum computed here.
+the City of London option is checked through a design against a sum computed here. One
+authority under two codes is refused where it would count twice or lose a date: a county
+(under either of its codes) with one of its districts in a force-area aggregate, a design
+naming it treated and adopting, or adopting and a comparison unit or donor. A published row
+whose new_la_code is newer than the lookup counts as its old_la_code's authority.
 """
 
 from __future__ import annotations
@@ -169,6 +173,94 @@ def test_a_year_missing_between_the_two_codes_is_refused(tmp_path):
         load_data(_design(gap, {"adoption": {"E08000036": "2021-10"}}))
 
 
+# ----------------------------------------------------------------------------- one authority named twice
+def test_a_county_under_its_new_code_with_one_of_its_districts_is_refused():
+    from evalkit.data.geography import police_force_areas, upper_tier_authorities
+
+    # North Yorkshire's data renamed to the unitary's code (most years under it) and Craven, one of
+    # the county's districts: the district would count twice in the force area
+    for held in (["E10000023", "E07000163"], ["E06000065", "E07000163"], ["815", "E07000163"]):
+        with pytest.raises(EvalkitError, match=r"holds both the county E(10000023|06000065) \(North Yorkshire\) "
+                                               r"and its district E07000163 \(Craven\)"):
+            police_force_areas(held, "x")
+        with pytest.raises(EvalkitError, match=r"district E07000163 \(Craven\)"):
+            upper_tier_authorities(held, "x")
+    assert set(police_force_areas(["E06000065", "E07000128"], "x").values()) == {"E23000009", "E23000003"}
+
+
+def test_returns_of_a_recoded_county_and_one_of_its_districts_are_refused_when_aggregated(tmp_path):
+    for la, years in (("E10000023", (2020, 2021)), ("E06000065", (2022, 2023, 2024)),
+                      ("E07000163", (2020, 2021, 2022, 2023, 2024)), ("E08000036", (2020, 2021, 2022, 2023, 2024))):
+        for year in years:
+            _return(tmp_path, la, year, [_row(1, year, 5)])
+    with pytest.raises(EvalkitError, match=r"holds both the county E06000065 \(North Yorkshire\) and its district "
+                                           r"E07000163 \(Craven\): the district would count twice"):
+        load_data(_design(tmp_path, {"adoption": {"E23000010": "2021-10"}, "aggregate": "police_force_area"}))
+
+
+def test_published_figures_of_a_recoded_county_and_one_of_its_districts_are_refused_when_aggregated(tmp_path):
+    rows = []
+    for i, period in enumerate(YEARS):
+        rows += [(period, "815", "E10000023" if period < "202122" else "E06000065", 400 + i, 20 + i),
+                 (period, "384", "E08000036", 500 + i, 20 + i)]
+        if period <= "202223":
+            rows.append((period, "", "E07000163", 40, 2))  # Craven, to its abolition in March 2023
+    path = _published(tmp_path / "ny.csv", rows)
+    with pytest.raises(EvalkitError, match=r"holds both the county E06000065 \(North Yorkshire\) and its district "
+                                           r"E07000163 \(Craven\)"):
+        load_data(_published_design(path, {"adoption": {"E23000010": 2022}, "aggregate": "police_force_area"}))
+
+
+def _start_design(source, units, analysis=None):
+    spec = {"source": str(source), "layout": "ssda903", "person_key": "environment", "include_away": True}
+    return design_from_mapping({
+        "evalkit": 1, "title": "t", "intervention": {"name": "x", "mechanism": "information_sharing",
+                                                      "start": "2021-04"},
+        "data": spec, "units": units, "outcomes": [{"name": "reports", "measure": "count"}],
+        "analysis": analysis or [{"method": "did", "outcome": "reports"}],
+    }, path=ROOT / "designs" / "t.yaml")
+
+
+@pytest.mark.parametrize("treated, adopter", [("E08000038", "E08000016"), ("370", "E08000016"),
+                                              ("E08000016", "370"), ("384", "E08000036")])
+def test_an_authority_treated_and_adopting_under_two_codes_is_refused(base, treated, adopter):
+    root = base[0]  # the shipped returns, Barnsley under E08000016
+    with pytest.raises(EvalkitError) as caught:
+        load_data(_start_design(root, {"treated": [treated], "adoption": {adopter: "2022-10"}}))
+    message = str(caught.value)
+    assert f"units.treated and units.adoption.{adopter}: '{treated}' and '{adopter}' are one authority" in message
+    assert "one adoption date would be lost" in message and "\n" not in message
+
+
+def test_an_adopting_authority_named_as_a_comparison_or_donor_under_another_code_is_refused(base):
+    root = base[0]
+    with pytest.raises(EvalkitError, match=r"t.yaml:units.comparison: names an adopting authority "
+                                           r"\(units.adoption.E08000016\): 'E08000038' and 'E08000016' are one "
+                                           r"authority, Barnsley \(E08000016 or E08000038\)"):
+        load_data(_start_design(root, {"adoption": {"E08000016": "2022-10"}, "comparison": ["E08000038", "E08000036"]}))
+    with pytest.raises(EvalkitError, match=r"units.comparison: .*'373' and 'E08000039' are one authority"):
+        load_data(_start_design(root, {"treated": ["E08000039"], "comparison": ["373", "E08000036"]}))
+    with pytest.raises(EvalkitError, match=r"analysis\[0\].comparison: .*\(analysis\[0\].units\): '370' and "
+                                           r"'E08000038' are one authority"):
+        load_data(_start_design(root, {"adoption": {"E08000038": "2022-10"}}, [
+            {"method": "controlled_its", "outcome": "reports", "units": ["E08000038"], "comparison": ["370"]}]))
+    with pytest.raises(EvalkitError, match=r"analysis\[0\].donors: .*\(units.adoption.384\): 'E08000036' and "
+                                           r"'384' are one authority"):
+        load_data(_start_design(root, {"adoption": {"384": "2022-10"}}, [
+            {"method": "synthetic_control", "outcome": "reports", "donors": ["E08000036", "E08000034"]}]))
+
+
+def test_adoption_periods_never_drops_a_treated_units_date():
+    from evalkit.data.prepare import adoption_periods
+
+    design = _start_design("returns", {"treated": ["E08000036"]})
+    design.units = design.units.model_copy(update={"adoption": {"E08000036": "2022-10"}})  # past design.py's checks
+    periods = pd.period_range("2020-04", "2024-03", freq="M")
+    with pytest.raises(EvalkitError, match=r"units.adoption.E08000036 names unit 'E08000036', which units.treated "
+                                           r"or another units.adoption key names too"):
+        adoption_periods(design, pd.DataFrame(), ["E08000034", "E08000036"], periods, None)
+
+
 # ----------------------------------------------------------------------------- DfE published figures
 YEARS = ("201920", "202021", "202122", "202223", "202324")
 
@@ -250,19 +342,48 @@ def test_an_unknown_ons_code_is_a_one_line_error_naming_where_it_is(tmp_path):
         load_data(_design(combined, {"adoption": {"E08000036": "2021-10"}}))
 
 
-def test_a_mistyped_new_la_code_in_published_figures_is_refused_naming_the_row(tmp_path):
+def test_a_new_la_code_newer_than_the_lookup_counts_as_its_dfe_codes_authority(tmp_path):
+    # a real ONS recoding newer than the lookup (370 Barnsley under a made-up E08000099 in 2023-24):
+    # the DfE code names the authority, so the row is Barnsley's, with a warning listing the pair
     rows = _series(None)
-    rows[4] = (rows[4][0], "384", "E08000063", *rows[4][3:])  # Wakefield's second year, mistyped
-    with pytest.raises(EvalkitError) as caught:
-        load_data(_published_design(_published(tmp_path / "typo.csv", rows), {"adoption": {"384": 2022}}))
-    message = str(caught.value)
-    assert "typo.csv:row 10: new_la_code 'E08000063' is not a local authority code in the shipped lookup" in message
-    assert "old_la_code 384 is Wakefield (E08000036)" in message and "did you mean 'E08000036'" in message
-    assert "\n" not in message
-    # without old_la_code the row and the code are still named
-    with pytest.raises(EvalkitError, match=r"bare.csv:row 10: 'E08000063' is not a local authority code"):
-        load_data(_published_design(_published(tmp_path / "bare.csv", rows, old_column=False),
-                                    {"adoption": {"384": 2022}}))
+    rows[-3] = (rows[-3][0], "370", "E08000099", *rows[-3][3:])
+    rows[5] = (rows[5][0], "384", "E08000063", *rows[5][3:])  # Wakefield's second year, mistyped: Wakefield's
+    want = load_data(_published_design(_published(tmp_path / "one.csv", _series(None)), {"adoption": {"370": 2022}}))
+    got = load_data(_published_design(_published(tmp_path / "newer.csv", rows), {"adoption": {"370": 2022}}))
+    assert got.units == want.units == ["E08000016", "E08000019", "E08000036"] and list(got.adoption) == ["E08000016"]
+    pd.testing.assert_frame_equal(got.panel, want.panel)
+    (check,) = [c for c in got.checks if c.name == "dfe_codes_unknown"]
+    assert check.status == "warn" and check.values == {"pairs_unknown": 2}
+    assert "370/E08000099" in check.detail and "384/E08000063" in check.detail
+    # most years under the lookup's 2025 code: the row joins that unit, named by it
+    later = _series("202021")
+    later[-3] = (later[-3][0], "370", "E08000099", *later[-3][3:])
+    got = load_data(_published_design(_published(tmp_path / "later.csv", later), {"adoption": {"E08000016": 2022}}))
+    assert got.units == ["E08000036", "E08000038", "E08000039"] and list(got.adoption) == ["E08000038"]
+    assert got.panel.groupby("unit")["incidents"].count().to_dict() == {u: 5 for u in got.units}
+
+
+def test_an_unknown_new_la_code_without_an_old_la_code_is_refused_naming_the_row(tmp_path):
+    rows = _series(None)
+    rows[4] = (rows[4][0], "", "E08000063", *rows[4][3:])
+    for name, old_column in (("blank.csv", True), ("bare.csv", False)):
+        with pytest.raises(EvalkitError) as caught:
+            load_data(_published_design(_published(tmp_path / name, rows, old_column=old_column),
+                                        {"adoption": {"384": 2022}}))
+        message = str(caught.value)
+        assert f"{name}:row 10: 'E08000063' is not a local authority code in the shipped lookup" in message
+        assert "\n" not in message
+
+
+def test_a_suggestion_only_within_the_codes_country():
+    from evalkit.data.geography import unknown_code_error
+
+    # Northern Ireland-style codes are not typos of English ones one letter away
+    assert "did you mean" not in str(unknown_code_error("N09000001", "x"))  # not E09000001, City of London
+    assert "did you mean" not in str(unknown_code_error("N06000015", "x"))  # not W06000015, Cardiff
+    # within a country the one-typo suggestion stands
+    assert "did you mean 'E09000030', Tower Hamlets" in str(unknown_code_error("E09000330", "x"))
+    assert "did you mean 'W06000001', Isle of Anglesey" in str(unknown_code_error("W09000001", "x"))
 
 
 # ----------------------------------------------------------------------------- MISSING codes

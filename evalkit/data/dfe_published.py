@@ -25,8 +25,9 @@ authorities by collection year, for a researcher without access to the returns.
   (384 with E08000034) is an error naming the row, since its figures would land on the
   wrong authority; a pair the table does not know (a code newer than the table) is
   accepted with a warning check, ``dfe_codes_unknown``, since there the table is the one
-  that is out of date. A new_la_code the table does not hold on a row whose old_la_code is
-  blank or a known authority's is refused naming the row (a typo would be an extra unit).
+  that is out of date. A new_la_code the lookup does not hold on a row whose old_la_code is
+  a known DfE code counts as that code's authority (listed in the same warning); with a blank
+  or absent old_la_code it is refused naming the row (it would be an extra unit).
 * Recoded authorities (Barnsley E08000016, E08000038 from 2025-26, the DfE's 370
   throughout) are one unit named by the code most of their years use.
 * Abolished authorities: a series that runs across a reorganisation (Northamptonshire to
@@ -115,7 +116,7 @@ def check_la_codes(rows: pd.DataFrame, where: str) -> list:
     row whose two codes are both known but belong to different authorities.
     """
     from ..results import Check
-    from .geography import authority, authority_name, dfe_code_pairs, dfe_codes
+    from .geography import authority, authority_name, dfe_code_pairs, dfe_codes, unknown_code_error
 
     pairs, codes = dfe_code_pairs(), dfe_codes()
     if "old_la_code" not in rows:
@@ -123,10 +124,10 @@ def check_la_codes(rows: pd.DataFrame, where: str) -> list:
     distinct = rows.drop_duplicates(["old_la_code", "unit"])
     unknown = []
     for old, new, row in zip(distinct["old_la_code"], distinct["unit"], distinct["row"]):
-        if authority(new) is None and (old.lower() in ("", "x", "z", ":") or old in codes):
-            # a code the lookup does not hold, on a row no unknown old_la_code vouches for as a new
-            # authority: a typo (it would be an extra authority); suggest the codes old_la_code names
-            _refuse_unknown(new, old if old in codes else "", where, row)
+        if authority(new) is None and old.lower() in ("", "x", "z", ":"):
+            # a code the lookup does not hold and no old_la_code to say which authority: it would be
+            # an extra authority, silently (a known old_la_code names it: dfe_code_units)
+            raise unknown_code_error(new, where, key=f"row {row}")
         if old.lower() in ("", "x", "z", ":") or (old, new) in pairs:
             continue
         row_new = authority(new)
@@ -142,8 +143,32 @@ def check_la_codes(rows: pd.DataFrame, where: str) -> list:
     return [Check("dfe_codes_unknown", "warn",
                   f"{len(unknown)} pair(s) of old_la_code/new_la_code not in the shipped DfE code table "
                   f"({', '.join(sorted(unknown)[:10])}{', ...' if len(unknown) > 10 else ''}): codes newer than the "
-                  "table (examples/geography/SOURCE.md gives its vintage); units are named by new_la_code as given",
+                  "table (examples/geography/SOURCE.md gives its vintage); a row whose old_la_code the table holds "
+                  "counts as that DfE code's authority, any other is named by new_la_code as given",
                   values={"pairs_unknown": len(unknown)})]
+
+
+def dfe_code_units(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each row whose new_la_code the lookup does not hold but whose old_la_code is a known DfE
+    code, as that code's authority (its newest known ONS code).
+
+    The DfE code identifies the authority: an ONS recoding newer than the lookup (370 with a
+    new code for 2025-26) is still Barnsley, and named by new_la_code it would be an extra
+    unit with a one-year series. The naming rule (:func:`_one_code_per_authority`) then
+    names the unit. ``check_la_codes`` has listed such pairs in ``dfe_codes_unknown``.
+    """
+    from .geography import authority, dfe_codes, recoding_chain
+
+    if "old_la_code" not in rows:
+        return rows
+    codes = dfe_codes()
+    distinct = rows.drop_duplicates(["old_la_code", "unit"])
+    named = {(old, new): recoding_chain(codes[old])[-1] for old, new in zip(distinct["old_la_code"], distinct["unit"])
+             if old in codes and authority(new) is None}
+    if not named:
+        return rows
+    pairs = list(zip(rows["old_la_code"], rows["unit"]))
+    return rows.assign(unit=[named.get(pair, pair[1]) for pair in pairs])
 
 
 def _one_code_per_authority(rows: pd.DataFrame) -> pd.DataFrame:
@@ -158,20 +183,6 @@ def _one_code_per_authority(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.assign(unit=rows["unit"].map(lambda code: names.get(code, code)))
     rows.attrs["names"] = names
     return rows
-
-
-def _refuse_unknown(new: str, old: str, where: str, row) -> None:
-    """The one-line error for a new_la_code the lookup does not hold (with the authority's own
-    codes as the suggestion when old_la_code names a known authority)."""
-    from .geography import authority_name, dfe_codes, recoding_chain, unknown_code_error
-
-    if old:
-        own = recoding_chain(dfe_codes()[old])
-        raise EvalkitError(where, f"new_la_code '{new}' is not a local authority code in the shipped lookup, and "
-                           f"old_la_code {old} is {authority_name(own[-1])} ({' or '.join(own)})",
-                           f"correct new_la_code (did you mean '{own[-1]}'?); the lookup's codes and vintage are in "
-                           "examples/geography/la_to_pfa.csv and SOURCE.md", key=f"row {row}")
-    raise unknown_code_error(new, where, key=f"row {row}")
 
 
 def _check_complete(panel: pd.DataFrame, periods: pd.PeriodIndex, where: str, aggregate: bool) -> None:
@@ -321,7 +332,7 @@ def load_dfe_published(design):
             raise EvalkitError(where, f"no figures inside data.window ({first} to {last})",
                                "check data.window against the years in the file")
     code_checks = check_la_codes(rows, where)  # only the rows used: a year left out cannot stop the run
-    rows = _one_code_per_authority(rows)
+    rows = _one_code_per_authority(dfe_code_units(rows))
     design = with_ons_units(design, rows.attrs.get("names"))
     panel, checks = published_panel(design, rows, where)
     panel["period"] = pd.PeriodIndex(panel["year"].astype(str), freq="Y")

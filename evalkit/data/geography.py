@@ -244,9 +244,11 @@ def unknown_code_error(code: str, where: str, key: str | None = None) -> Evalkit
 
     A suggestion is made only when the code is clearly a typo: exactly one known code is one
     changed or two swapped adjacent characters away (a loose match would propose a
-    neighbouring authority, E08000036 Wakefield for an unknown E08000016-like code).
+    neighbouring authority, E08000036 Wakefield for an unknown E08000016-like code), and
+    only within the code's country (its first letter: N09000001 is not a typo of E09000001).
     """
-    known = [c for c in _rows() if c[:3] == str(code)[:3] or len(c) == len(str(code))]
+    # the first letter is the country (E England, W Wales, N Northern Ireland): never suggest across it
+    known = [c for c in _rows() if c[:1] == str(code)[:1] and (c[:3] == str(code)[:3] or len(c) == len(str(code)))]
     close = [c for c in known if _one_typo(str(code), c)]
     hint = f" (did you mean '{close[0]}', {authority_name(close[0])}?)" if len(close) == 1 else ""
     return EvalkitError(where, f"'{code}' is not a local authority code in the shipped lookup{hint}",
@@ -284,9 +286,12 @@ def _known(authorities, where: str) -> list[tuple[str, str]]:
     held = {ons for _, ons in pairs}
     for _, code in pairs:
         county = rows[code].upper
-        if county != code and county in held:
-            raise EvalkitError(where, f"holds both the county {county} ({rows[county].name}) and its district {code} "
-                               f"({rows[code].name}): the district would count twice in the aggregate",
+        # the county under any of its codes: data renamed to one code per recoded authority hold North
+        # Yorkshire as E06000065 even for the years E10000023 named it, its districts' county
+        same = sorted(held & set(recoding_chain(county))) if county != code else []
+        if same:
+            raise EvalkitError(where, f"holds both the county {same[0]} ({rows[same[0]].name}) and its district "
+                               f"{code} ({rows[code].name}): the district would count twice in the aggregate",
                                "hold either the county's figures or its districts', not both", key="units.aggregate")
     return pairs
 

@@ -382,6 +382,10 @@ def adoption_periods(design: Design, panel: pd.DataFrame, units: list, periods: 
             adoption[match_unit(name, units, design.where, "units.treated")] = start
     for name, value in design.units.adoption.items():
         unit = match_unit(name, units, design.where, f"units.adoption.{name}")
+        if unit in adoption:  # two names of one unit (a DfE and an ONS code): never drop a date silently
+            raise EvalkitError(design.where, f"units.adoption.{name} names unit '{unit}', which units.treated or "
+                               "another units.adoption key names too, so one adoption date would be lost",
+                               "list the unit in one place only", key="units")
         adoption[unit] = design.period(value, f"units.adoption.{name}")
     if design.units.adoption_column:
         adoption.update(_adoption_from_column(design, panel, raw, row_units))

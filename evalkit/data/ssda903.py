@@ -860,6 +860,7 @@ def with_ons_units(design, names: dict[str, str] | None = None):
     """
     from .geography import DFE_CODE, recoding_chain
 
+    _check_one_authority_once(design)  # before any mapping: the names as the user wrote them
     every = {c: name for name in set((names or {}).values()) for c in recoding_chain(name)}
 
     def dfe(name) -> bool:
@@ -893,6 +894,52 @@ def with_ons_units(design, names: dict[str, str] | None = None):
             if isinstance(listed, list) and any(dfe(n) for n in listed):
                 setattr(spec, name, list(dict.fromkeys(ons(n, f"analysis[{i}].{name}") for n in listed)))
     return design
+
+
+def _check_one_authority_once(design) -> None:
+    """Refuse a design naming one authority, under two of its codes, as treated and adopting, or as
+    adopting and a comparison unit or donor.
+
+    design.py compares the names as text; here ``370``, ``E08000016`` and ``E08000038``
+    (Barnsley's DfE code and both its ONS codes), or ``384`` and ``E08000036``, are one
+    authority. Mapped to one unit, ``units.treated`` would take intervention.start and
+    ``units.adoption`` overwrite it silently, or an adopter would be its own comparison.
+    """
+    from .geography import DFE_CODE, dfe_codes, recoding_chain
+
+    def same(name) -> str:  # one key per authority: the first code of its recoding chain
+        text = str(name).strip()
+        code = dfe_codes().get(text, text) if DFE_CODE.match(text) else text
+        return recoding_chain(code)[0]
+
+    def one(name, other, chain) -> str:
+        return f"'{name}' and '{other}' are one authority, {authority_name(chain[-1])} ({' or '.join(chain)})"
+
+    units = design.units
+    adopting = {same(n): (f"units.adoption.{n}", n) for n in units.adoption}
+    for name in units.treated:
+        if same(name) in adopting:
+            key, other = adopting[same(name)]
+            raise EvalkitError(design.where, f"units.treated and {key}: {one(name, other, recoding_chain(same(name)))}, "
+                               "so one adoption date would be lost", "list the authority in one place only",
+                               key="units")
+    adopting.update({same(n): ("units.treated", n) for n in units.treated})
+    lists = [("units.comparison", units.comparison if isinstance(units.comparison, list) else [], adopting)]
+    for i, spec in enumerate(design.analysis):
+        treated = getattr(spec, "units", None)
+        # an analysis' own treated units, when it names them; else the design's adopters
+        own = {same(n): (f"analysis[{i}].units", n) for n in treated} if isinstance(treated, list) else adopting
+        for name in ("comparison", "donors"):
+            listed = getattr(spec, name, None)
+            if isinstance(listed, list):
+                lists.append((f"analysis[{i}].{name}", listed, own))
+    for key, listed, adopters in lists:
+        for name in listed:
+            if same(name) in adopters:
+                where, other = adopters[same(name)]
+                raise EvalkitError(design.where, f"names an adopting authority ({where}): "
+                                   f"{one(name, other, recoding_chain(same(name)))}",
+                                   f"remove it from {key}: an adopter cannot be its own comparison", key=key)
 
 
 def collection_year_of(period) -> int:
