@@ -629,6 +629,29 @@ def _check_date_keys_apply(design: Design) -> None:
                                f"remove data.{name}", key=f"data.{name}")
 
 
+def _check_extracted_at_on_the_local_clock(design: Design) -> None:
+    """With data.timezone, data.extracted_at is put on UTC (a zone-less value read as local time) and
+    on the local calendar (for periods): both must stay inside the years evalkit's nanosecond clock
+    holds. 2262-04-11 read as New York time ends past it; refused here, in one line with its key,
+    not as an internal error while the data are read."""
+    import zoneinfo
+
+    import pandas as pd
+
+    extracted, timezone = design.extracted_at, design.data.timezone
+    if extracted is None or timezone is None:
+        return
+    zone = zoneinfo.ZoneInfo(timezone)
+    try:
+        if extracted.tzinfo is None:  # the rule of evalkit.data.episodes.local_to_utc: fold=0
+            extracted = pd.Timestamp(extracted.to_pydatetime(warn=False).replace(tzinfo=zone, fold=0))
+        extracted.tz_convert("UTC").as_unit("ns")
+        extracted.tz_convert(zone).tz_localize(None).as_unit("ns")
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise EvalkitError(design.where, f"extracted_at '{design.data.extracted_at}' is outside the years 1678-2261 once "
+                           f"read as {timezone} time", "correct data.extracted_at", key="data.extracted_at") from None
+
+
 def _check_design(design: Design) -> None:
     """Cross-field rules that pydantic's per-field validation cannot see."""
     where = design.where
@@ -698,6 +721,7 @@ def _check_design(design: Design) -> None:
         except (ValueError, TypeError):
             raise EvalkitError(where, f"extracted_at '{design.data.extracted_at}' is not a date",
                                "write it as 2024-03-31 or 2024-03-31T23:59", key="data.extracted_at") from None
+        _check_extracted_at_on_the_local_clock(design)
     treated = set(map(str, design.units.treated))
     if treated and design.intervention.start is None:
         raise EvalkitError(where, "units.treated adopt at intervention.start, which is missing",

@@ -420,6 +420,10 @@ CASES = [
      "design.yaml", "design.yaml", "data.extracted_at", r"extracted_at is the number 20211231, not a date"),
     ("extracted_at_with_an_offset", lambda d: edit_design(d, "extracted_at: 2021-12-31", "extracted_at: 2022-01-02T09:00+01:00"),
      "design.yaml", "episodes.csv", None, r"data.extracted_at has a time zone but"),
+    ("extracted_at_past_2262_in_new_york", lambda d: (
+        edit_design(d, "extracted_at: 2021-12-31", "extracted_at: 2262-04-11"),
+        edit_design(d, "frequency: month", "timezone: America/New_York\n  frequency: month")),
+     "design.yaml", "design.yaml", "data.extracted_at", r"outside the years 1678-2261 once read as America/New_York time"),
     ("infinite_cost", lambda d: edit_design(d, "start: 2021-01}", "start: 2021-01, annual_cost: .inf}"),
      "design.yaml", "design.yaml", "intervention.annual_cost", r"finite number"),
     ("nan_cost_per_episode", lambda d: edit_design(d, "start: 2021-01}", "start: 2021-01, cost_per_episode: .nan}"),

@@ -163,7 +163,8 @@ def test_ambiguous_and_nonexistent_times_are_counted_in_checks(data):
     assert ambiguous >= 1 and nonexistent >= 1  # the export plants one of each
     check = next(c for c in data.checks if c.name == "local_time")
     assert check.status == "warn"
-    assert check.values == {"timezone": "Europe/London", "ambiguous": ambiguous, "nonexistent": nonexistent}
+    assert check.values == {"timezone": "Europe/London", "ambiguous": ambiguous, "nonexistent": nonexistent,
+                            "reordered": 0}
     assert f"{ambiguous} episode" in check.detail and f"{nonexistent} episode" in check.detail
     assert "first occurrence" in check.detail and "offset before the change" in check.detail
 
@@ -174,7 +175,7 @@ def test_an_episode_reported_and_found_in_the_repeated_hour_counts_once():
     raw.attrs["kind"] = "csv"
     formats = {"reported_at": FORMAT, "found_at": FORMAT}
     episodes = validate_episodes(raw, COLUMNS, "e.csv", None, formats, "Europe/London")
-    assert episodes.attrs["local_time"] == {"timezone": "Europe/London", "ambiguous": 2, "nonexistent": 1}
+    assert episodes.attrs["local_time"] == {"timezone": "Europe/London", "ambiguous": 2, "nonexistent": 1, "reordered": 0}
     # 01:30 in the skipped hour is 01:30 GMT, the same instant as 02:30 BST: no time passed
     assert episodes["hours_to_found"].tolist() == [40 / 60, 25.5, 0.0]  # 00:20 UTC to 01:50 UTC next day
 
@@ -427,3 +428,138 @@ def test_an_extract_time_with_a_zone_is_placed_on_the_local_calendar(tmp_path):
     _rewrite(design, "  timezone: Europe/London\n", "")
     with pytest.raises(evalkit.EvalkitError, match="window ends with 2025-06, which is not over"):
         evalkit.load_design(design)
+
+
+# ----------------------------------------------------------------------------- review of issue 16 (b11ebb8)
+FORMATS = {"reported_at": FORMAT, "found_at": FORMAT}
+
+
+def _csv_frame(reported, found) -> pd.DataFrame:
+    raw = _frame(reported, found)
+    raw.attrs["kind"] = "csv"
+    return raw
+
+
+def test_a_time_in_the_skipped_hour_found_soon_after_is_not_refused():
+    """01:30 on 30 March 2025 is read as 02:30 BST; found at 02:10 BST, it would be found before
+    it was reported, though the file's own times are in order: 0 hours, counted in the check."""
+    raw = _csv_frame(["30/03/2025 00:10", "30/03/2025 01:30", "30/03/2025 01:40"],
+                     ["30/03/2025 00:20", "30/03/2025 02:10", "30/03/2025 03:40"])
+    episodes = validate_episodes(raw, COLUMNS, "e.csv", None, FORMATS, "Europe/London")
+    assert episodes["hours_to_found"].tolist() == [10 / 60, 0.0, 1.0]
+    assert episodes["found_at"].iloc[1] == episodes["reported_at"].iloc[1] == pd.Timestamp("2025-03-30 02:30")
+    assert not episodes["censored"].any()
+    assert episodes.attrs["local_time"] == {"timezone": "Europe/London", "ambiguous": 0, "nonexistent": 2,
+                                            "reordered": 1}
+
+
+def test_the_example_with_such_an_episode_runs_and_says_so(tmp_path):
+    folder = _copy_example(tmp_path)
+    export = folder / "force_export.csv"
+    lines = export.read_text(encoding="utf-8").split("\n")
+    assert ",30/03/2025 01:30,30/03/2025 09:15," in lines[720]  # the file's row 721
+    lines[720] = lines[720].replace("30/03/2025 09:15", "30/03/2025 02:10")
+    export.write_text("\n".join(lines), encoding="utf-8")
+    data = load_data(evalkit.load_design(folder / "design.yaml"))
+    episode = data.episodes.loc[data.episodes["row"] == 719].iloc[0]
+    assert episode["hours_to_found"] == 0.0 and not episode["censored"]
+    check = next(c for c in data.checks if c.name == "local_time")
+    assert check.status == "warn" and check.values["reordered"] == 1
+    assert "1 episode(s) found, as written, after they were reported" in check.detail
+    assert "0 hours to found" in check.detail
+
+
+@pytest.mark.parametrize("reported, found, shown", [
+    # a genuine reversal: out of order as written and as read, whether or not a time is at a change
+    ("30/03/2025 01:40", "30/03/2025 01:30", "found_at (30/03/2025 01:30) is before reported_at (30/03/2025 01:40)"),
+    ("26/10/2025 01:50", "26/10/2025 01:10", "found_at (26/10/2025 01:10) is before reported_at (26/10/2025 01:50)"),
+    ("12/05/2025 10:00", "12/05/2025 09:00", "found_at (12/05/2025 09:00) is before reported_at (12/05/2025 10:00)"),
+])
+def test_a_genuine_reversal_is_refused_with_the_values_as_written(reported, found, shown):
+    raw = _csv_frame(["01/05/2025 10:00", reported], ["01/05/2025 11:00", found])
+    with pytest.raises(evalkit.EvalkitError, match=r"^e\.csv:row 3: " + re.escape(shown)):
+        validate_episodes(raw, COLUMNS, "e.csv", None, FORMATS, "Europe/London")
+    with pytest.raises(evalkit.EvalkitError, match=r"^e\.csv:row 3: " + re.escape(shown)):  # and without a zone
+        validate_episodes(raw, COLUMNS, "e.csv", None, FORMATS)
+
+
+def test_found_at_a_skipped_time_after_a_later_report_follows_the_rule():
+    """The converse is not refused: reported 02:10 BST (01:10 UTC), found at 01:30 in the skipped
+    hour, read by the rule as 01:30 GMT (01:30 UTC), 20 minutes later; the clock not yet put
+    forward is what such a time means."""
+    raw = _csv_frame(["30/03/2025 02:10"], ["30/03/2025 01:30"])
+    episodes = validate_episodes(raw, COLUMNS, "e.csv", None, FORMATS, "Europe/London")
+    assert episodes["hours_to_found"].tolist() == [pytest.approx(20 / 60, abs=1e-12)]
+    assert episodes.attrs["local_time"]["reordered"] == 0 and episodes.attrs["local_time"]["nonexistent"] == 1
+
+
+def test_a_reversal_between_zoned_values_is_shown_as_written():
+    raw = _csv_frame(["2025-05-01T10:00+01:00"], ["2025-05-01T08:30Z"])  # 09:00 UTC and 08:30 UTC
+    with pytest.raises(evalkit.EvalkitError, match=re.escape("found_at (2025-05-01T08:30Z) is before reported_at "
+                                                             "(2025-05-01T10:00+01:00)")):
+        validate_episodes(raw, COLUMNS, "e.csv", None, None, "Europe/London")
+
+
+@pytest.mark.parametrize("utc_columns", [[], ["reported"]])
+def test_a_zoned_value_whose_local_time_is_past_2262_is_one_line(utc_columns):
+    # 23:00 UTC on 11 April 2262 is 08:00 on the 12th in Tokyo: past what evalkit's clock holds
+    raw = _csv_frame(["2262-04-10T12:00Z", "2262-04-11T23:00Z"], ["", ""])
+    if utc_columns:  # a database's zone-aware values arrive as UTC (evalkit/data/sql.py)
+        raw = _frame(pd.to_datetime(["2262-04-10 12:00", "2262-04-11 23:00"]), [pd.NaT, pd.NaT])
+        raw.attrs["utc_columns"] = utc_columns
+    value = "2262-04-11 23:00:00" if utc_columns else "2262-04-11T23:00Z"
+    row = "row 2" if utc_columns else "row 3"
+    with pytest.raises(evalkit.EvalkitError, match=rf"^e:{row}: '{value}' in column 'reported' is outside the years "
+                       r"1678-2261 once read as Asia/Tokyo time; correct the date-time$"):
+        validate_episodes(raw, COLUMNS, "e", pd.Timestamp("2262-04-11T23:30Z"), None, "Asia/Tokyo")
+    # in New York the same instants are on the clock: read
+    episodes = validate_episodes(raw, COLUMNS, "e", pd.Timestamp("2262-04-11T23:30Z"), None, "America/New_York")
+    assert episodes["hours_to_found"].tolist() == [35.5, 0.5]
+
+
+@pytest.mark.parametrize("extracted", [pd.Timestamp("2262-04-11 23:59:59.999999"), pd.Timestamp("2262-04-11T23:00Z")])
+def test_an_extract_time_past_2262_on_the_local_clock_is_one_line(extracted):
+    raw = _csv_frame(["2025-05-01 10:00"], [""])
+    zone = "America/New_York" if extracted.tzinfo is None else "Asia/Tokyo"
+    with pytest.raises(evalkit.EvalkitError, match=rf"^e:data\.extracted_at: .* is outside the years 1678-2261 once "
+                       rf"read as {zone} time; correct data\.extracted_at$"):
+        validate_episodes(raw, COLUMNS, "e", extracted, None, zone)
+
+
+@pytest.mark.parametrize("extracted_at, zone", [("2262-04-11", "America/New_York"),
+                                                ("2262-04-11T23:00:00+00:00", "Asia/Tokyo")])
+def test_a_design_whose_extract_time_is_past_2262_locally_is_one_line(tmp_path, extracted_at, zone):
+    folder = _copy_example(tmp_path)
+    design = _rewrite(folder / "design.yaml", "extracted_at: 2025-12-31", f"extracted_at: {extracted_at}")
+    _rewrite(design, "timezone: Europe/London", f"timezone: {zone}")
+    line = _one_line_error(["validate", str(design)])
+    assert "design.yaml:data.extracted_at:" in line
+    written = re.escape(extracted_at).replace("T", "[T ]")  # YAML reads a date-time with a zone as one
+    assert re.search(rf"extracted_at '{written}' is outside the years 1678-2261 once read as {zone} time", line)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Lord_Howe"])
+def test_the_check_s_words_do_not_speak_of_london_for_another_zone(zone):
+    from evalkit.data.episodes import clock_change_words
+
+    words = clock_change_words({"timezone": zone, "ambiguous": 2, "nonexistent": 1, "reordered": 1})
+    assert zone in words
+    for london in ("Europe/London", "BST", "GMT"):
+        assert london not in words
+    assert "first occurrence" in words and "offset before the change" in words
+
+
+def test_the_docs_say_what_the_code_does_with_zones():
+    text = " ".join((ROOT / "docs" / "police-extracts.md").read_text(encoding="utf-8").split())
+    # tzdata is installed with evalkit: nobody needs to install it by hand
+    assert "install the `tzdata` package" not in text
+    assert "`tzdata`" in text and "installed with evalkit" in text
+    assert '"tzdata' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    # one column mixing zoned and zone-less values is refused with data.timezone too
+    assert "refused with or without `data.timezone`" in text
+    raw = _csv_frame(["2025-05-01 10:00", "2025-05-01T11:00+01:00"], ["", ""])
+    with pytest.raises(evalkit.EvalkitError, match="has a time zone, but earlier date-times do not"):
+        validate_episodes(raw, COLUMNS, "e", pd.Timestamp("2025-06-01"), None, "Europe/London")
+    # a zoned column beside a zone-less one is accepted with it
+    raw = _csv_frame(["2025-05-01T10:00+01:00"], ["2025-05-01 12:00"])
+    assert validate_episodes(raw, COLUMNS, "e", None, None, "Europe/London")["hours_to_found"].tolist() == [2.0]

@@ -60,7 +60,11 @@ def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allo
 
     The returned Series has ``attrs["zoned"]``: whether the values carried time zones, and
     with ``timezone`` ``attrs["ambiguous"]`` and ``attrs["nonexistent"]``: the positions of
-    the values that fell in the hour the clocks went back or in the hour they skipped.
+    the values that fell in the hour the clocks went back or in the hour they skipped, and
+    ``attrs["written"]``: those values' wall-clock times as written, before conversion
+    (``{"positions": sorted int64 array, "values": datetime64[ns] array}``). Elsewhere a
+    local time and its UTC instant convert both ways exactly; at a clock change they do not,
+    and the order checks compare what the file says (:func:`validate_episodes`).
     """
     zoned_column = False
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -88,9 +92,13 @@ def parse_timestamps(values: pd.Series, where: str, column: str, kind: str, allo
             raise EvalkitError(where, f"column '{column}' is empty", "every episode needs a value here", key=row_label(bad, kind))
     result = parsed.astype("datetime64[ns]")
     at_change: dict = {"ambiguous": np.empty(0, np.int64), "nonexistent": np.empty(0, np.int64)}
+    at_change["written"] = {"positions": np.empty(0, np.int64), "values": np.empty(0, "datetime64[ns]")}
     if timezone is not None and not zoned_column:
+        wall = result
         try:
             result, at_change = local_to_utc(result, timezone)
+            positions = np.union1d(at_change["ambiguous"], at_change["nonexistent"]).astype(np.int64)
+            at_change["written"] = {"positions": positions, "values": wall.to_numpy()[positions]}
         except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
             stamps = result.to_numpy()
             day = np.timedelta64(1, "D")
@@ -299,6 +307,13 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     ``attrs["local_time"]`` holds the zone and the numbers of episodes with an ambiguous or
     a nonexistent date-time (:func:`local_to_utc`), for a data check. Without ``timezone`` nothing changes:
     zone-less values are taken as written, and mixing them with zoned ones is refused.
+
+    An episode found "before" it was reported only because one of its times was read at a
+    clock change (reported 01:30 in the skipped spring hour, read as 02:30 BST, and found
+    at 02:10 BST), while the times as written are in order, is not refused: it is taken as
+    found when reported (0 hours to found) and counted as ``reordered`` in
+    ``attrs["local_time"]``. Any other found-before-reported episode is refused, naming
+    the cells as the file writes them.
     """
     kind = raw.attrs.get("kind", "csv")
     n = len(raw)
@@ -322,18 +337,30 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     reported_at = built["reported_at"] = reported.to_numpy()
     zones = {"reported_at": reported.attrs.get("zoned", False)}
     at_change = {name: [reported.attrs.get(name, np.empty(0, np.int64))] for name in ("ambiguous", "nonexistent")}
+    written = [reported.attrs.get("written")]
     del reported
+    if timezone is not None:
+        _refuse_outside_local_clock(reported_at, timezone, where, raw[columns["reported_at"]], kind)
+    reordered = 0
     if "found_at" in columns:
         found = parse_timestamps(raw[columns["found_at"]], where, columns["found_at"], kind, True, formats.get("found_at"),
                                  zone_of("found_at"))
         zones["found_at"] = found.attrs.get("zoned", False) if found.notna().any() else zones["reported_at"]
         for name in ("ambiguous", "nonexistent"):
             at_change[name].append(found.attrs.get(name, np.empty(0, np.int64)))
+        written.append(found.attrs.get("written"))
         found_at = built["found_at"] = found.to_numpy()
         del found
+        if timezone is not None:
+            _refuse_outside_local_clock(found_at, timezone, where, raw[columns["found_at"]], kind)
+            excused = _reversed_by_the_clock(reported_at, found_at, written, timezone)
+            if len(excused):  # found when reported: the file's order, with no time passed
+                found_at = built["found_at"] = found_at.copy()
+                found_at[excused] = reported_at[excused]
+                reordered = len(excused)
         bad = first_bad(found_at < reported_at)
         if bad is not None:
-            shown = [pd.Timestamp(_as_written(v[bad:bad + 1], timezone)[0]) for v in (found_at, reported_at)]
+            shown = [_cell(raw[columns[role]], bad) for role in ("found_at", "reported_at")]
             raise EvalkitError(where, f"found_at ({shown[0]}) is before reported_at ({shown[1]})",
                                "correct the dates or swap the columns in data.columns", key=row_label(bad, kind))
     else:
@@ -358,10 +385,10 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
         date_alone = extracted_at.tzinfo is None and extracted_at == extracted_at.normalize() + pd.Timedelta(days=1, microseconds=-1)
         if not date_alone:  # a date alone (the end of that day) sits with zoned and local data alike
             zones["data.extracted_at"] = extracted_at.tzinfo is not None
-        if extracted_at.tzinfo is not None:
+        if timezone is not None:  # the end of a local day, or a local time, like the data's; or an instant
+            extracted_at = _extracted_on_utc(extracted_at, timezone, where)
+        elif extracted_at.tzinfo is not None:
             extracted_at = extracted_at.tz_convert("UTC").tz_localize(None)
-        elif timezone is not None:  # the end of a local day, or a local time, like the data's
-            extracted_at = pd.Timestamp(local_to_utc(pd.Series([extracted_at]), timezone)[0].iloc[0])
     if len(set(zones.values())) > 1 and timezone is None:  # with data.timezone every value is on UTC
         # a clock time with a zone and one without cannot be compared: durations would shift by the offset
         with_zone = [k for k, v in zones.items() if v]
@@ -373,9 +400,9 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     if extracted_at is not None:
         late = first_bad(reported_at > np.datetime64(extracted_at))
         if late is not None:
-            shown = [pd.Timestamp(_as_written(np.array([v], dtype="datetime64[ns]"), timezone)[0])
-                     for v in (reported_at[late], np.datetime64(extracted_at, "ns"))]
-            raise EvalkitError(where, f"episode reported ({shown[0]}) after the extract was taken ({shown[1]:%Y-%m-%d})",
+            taken = pd.Timestamp(_as_written(np.array([extracted_at], dtype="datetime64[ns]"), timezone)[0])
+            raise EvalkitError(where, f"episode reported ({_cell(raw[columns['reported_at']], late)}) after the extract "
+                               f"was taken ({taken:%Y-%m-%d})",
                                "correct data.extracted_at or the record", key=row_label(late, kind))
     open_or_late = np.isnat(found_at)
     if extracted_at is not None:
@@ -398,13 +425,90 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
     frame = pd.DataFrame(built, copy=False)
     if timezone is not None:  # episodes, not values: an episode reported and found in that hour counts once
         frame.attrs["local_time"] = {"timezone": timezone, **{name: int(len(np.unique(np.concatenate(found))))
-                                                              for name, found in at_change.items()}}
+                                                              for name, found in at_change.items()},
+                                     "reordered": reordered}
     return frame
 
 
 def _as_written(instants: np.ndarray, timezone: str | None) -> np.ndarray:
     """Instants as the extract's wall clock shows them, for messages."""
     return instants if timezone is None else utc_to_local(instants, timezone)
+
+
+def _cell(values: pd.Series, position: int) -> str:
+    """A date-time cell as the file holds it (text as written, a timestamp as stored), for messages:
+    the value the user searches the file for, not evalkit's reading of it."""
+    value = values.iloc[position]
+    if isinstance(value, str):
+        return value.strip()[:40]
+    try:
+        return str(pd.Timestamp(value))
+    except (ValueError, TypeError, OverflowError):
+        return str(value)[:40]
+
+
+def _refuse_outside_local_clock(instants: np.ndarray, timezone: str, where: str, values: pd.Series, kind: str) -> None:
+    """Refuse, in one line naming the row, an instant whose wall-clock time in ``timezone`` falls outside
+    the years 1678-2261 that evalkit's nanosecond clock holds (``2262-04-11T23:00Z`` is the 12th in
+    Tokyo). Only values within a day of either end can (no zone is a day from UTC), so only they are
+    tried, one by one: a national extract costs two comparisons."""
+    day = 86_400 * 10**9  # nanoseconds
+    low = pd.Timestamp.min.value + day
+    span = np.uint64(pd.Timestamp.max.value - day - low)
+    # one pass: below ``low`` wraps round to above ``span`` as unsigned (NaT too, dropped below)
+    suspects = np.flatnonzero((instants.view(np.int64) - low).view(np.uint64) > span)
+    for position in suspects[~np.isnat(instants[suspects])]:
+        try:
+            utc_to_local(instants[position:position + 1], timezone)
+        except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+            raise EvalkitError(where, f"'{_cell(values, int(position))}' in column '{values.name}' is outside the years "
+                               f"1678-2261 once read as {timezone} time", "correct the date-time",
+                               key=row_label(int(position), kind)) from None
+
+
+def _extracted_on_utc(extracted_at: pd.Timestamp, timezone: str, where: str) -> pd.Timestamp:
+    """``data.extracted_at`` on UTC: a zone-less value read as ``timezone``'s wall-clock time, a zoned
+    one at its own offset. Refused in one line when it, or its local time (periods follow the local
+    calendar), is outside the years 1678-2261."""
+    try:
+        if extracted_at.tzinfo is not None:
+            instant = extracted_at.tz_convert("UTC").tz_localize(None).as_unit("ns")
+        else:
+            instant = pd.Timestamp(local_to_utc(pd.Series([extracted_at]), timezone)[0].iloc[0]).as_unit("ns")
+        utc_to_local(np.array([instant], dtype="datetime64[ns]"), timezone)  # for messages, later
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise EvalkitError(where, f"extracted_at '{extracted_at}' is outside the years 1678-2261 once read as {timezone} "
+                           "time", "correct data.extracted_at", key="data.extracted_at") from None
+    return instant
+
+
+def _reversed_by_the_clock(reported_at: np.ndarray, found_at: np.ndarray, written: list, timezone: str) -> np.ndarray:
+    """Positions of the episodes found before they were reported only on the UTC clock: one of their
+    times is at a clock change (``attrs["written"]`` of :func:`parse_timestamps`) and the wall-clock
+    times as written are in order (found at or after reported).
+
+    Reported at 01:30 on the night the clocks skip 01:00-02:00 is read as 02:30 (zoneinfo, fold=0);
+    found at 02:10 the same night is then 20 minutes before. The file is right about the order, and
+    the rule's reading of an impossible time is not worth refusing the file: the caller takes such
+    an episode as found when it was reported.
+    """
+    stashed = [w for w in written if w is not None and len(w["positions"])]
+    if not stashed:  # no time at a clock change: nothing to excuse, and no pass over the rows
+        return np.empty(0, np.int64)
+    rows = np.flatnonzero(found_at < reported_at)  # NaT compares False: open episodes are never here
+    rows = rows[np.isin(rows, np.concatenate([w["positions"] for w in stashed]))]
+    if not len(rows):
+        return rows
+    wall = []
+    for instants, stash in zip((reported_at, found_at), written):
+        local = utc_to_local(instants[rows], timezone)
+        if stash is not None and len(stash["positions"]):
+            # elsewhere the instant's local time is the written one; at a change, the stashed value is
+            at = np.minimum(np.searchsorted(stash["positions"], rows), len(stash["positions"]) - 1)
+            mine = stash["positions"][at] == rows
+            local[mine] = stash["values"][at[mine]]
+        wall.append(local)
+    return rows[wall[1] >= wall[0]]
 
 
 def _unit_values(values: pd.Series, where: str, column: str, kind: str) -> np.ndarray | pd.Categorical:
@@ -683,8 +787,14 @@ class EpisodeCells:
 
 
 def clock_change_words(clock: dict) -> str:
-    """The data check's sentence for ``data.timezone`` (counts and rules, never rows)."""
+    """The data check's sentence for ``data.timezone`` (counts and rules, never rows).
+
+    Zone-neutral: the rules are the same in every zone, and an example in one zone's
+    abbreviations (01:30 BST) would be wrong for another (New York's changes are at 02:00,
+    Lord Howe Island's are half an hour).
+    """
     zone, ambiguous, nonexistent = clock["timezone"], clock["ambiguous"], clock["nonexistent"]
+    reordered = clock.get("reordered", 0)
     words = (f"date-times without a zone are {zone} wall-clock time, converted to UTC: hours to found are real "
              "elapsed time across clock changes, and each episode counts in the period of its local calendar date")
     if not ambiguous and not nonexistent:
@@ -695,10 +805,12 @@ def clock_change_words(clock: dict) -> str:
     parts = []
     if ambiguous:
         parts.append(f"{ambiguous} episode(s) with a date-time in the hour the clocks went back, which occurs twice: "
-                     "read as its first occurrence (the offset before the change: in Europe/London 01:30 is read as "
-                     "01:30 BST)")
+                     "read as its first occurrence (the offset before the change)")
     if nonexistent:
         parts.append(f"{nonexistent} episode(s) with a date-time in the hour the clocks skipped, which does not occur: "
-                     "read with the offset before the change, which moves it an hour on (in Europe/London 01:30 is "
-                     "read as 01:30 GMT, i.e. 02:30 BST)")
+                     "read with the offset before the change, which moves it on by the time skipped (as if the clock "
+                     "had not yet been changed)")
+    if reordered:
+        parts.append(f"{reordered} episode(s) found, as written, after they were reported but before it once read this "
+                     "way: taken as found when reported (0 hours to found)")
     return words + "; " + "; ".join(parts) + ": check those episodes' durations if an hour matters"
