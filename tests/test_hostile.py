@@ -1185,3 +1185,13 @@ def test_random_database_urls_never_leak_or_crash(secret_environment, monkeypatc
     assert "\n" not in message and message.strip()
     for secret in never_shown:
         assert secret not in message, (url, message)
+
+
+def test_an_episode_longer_than_the_nanosecond_clock_is_refused_not_negative():
+    # 1677-10-01 to 2025 is 348 years: past 2**63 nanoseconds, the span wrapped to a negative duration
+    from evalkit.data.episodes import validate_episodes
+    from evalkit.errors import EvalkitError
+
+    raw = pd.DataFrame({"u": ["A", "A"], "r": ["2024-01-01 10:00", "1677-10-01 00:00"], "f": ["2024-01-01 12:00", "2025-01-01 00:00"]})
+    with pytest.raises(EvalkitError, match=r"row 3: episode reported 1677-10-01 00:00 lasts more than 292 years"):
+        validate_episodes(raw, {"unit": "u", "reported_at": "r", "found_at": "f"}, "e.csv", None)

@@ -416,6 +416,11 @@ def validate_episodes(raw: pd.DataFrame, columns: dict, where: str, extracted_at
         end = found_at
     elapsed = (end - reported_at).astype("timedelta64[ns]").astype(np.int64)
     del end
+    # end >= reported_at here, so a negative span is an overflow: more than 292 years in nanoseconds
+    long = first_bad(elapsed < 0)
+    if long is not None:
+        raise EvalkitError(where, f"episode reported {_cell(raw[columns['reported_at']], long)} lasts more than 292 years "
+                           "to its end", "correct the date", key=row_label(long, kind))
     built["hours_to_found"] = elapsed / 3.6e12
     del elapsed
     built["censored"] = open_or_late
