@@ -3,8 +3,9 @@
 Rambachan & Roth's relative-magnitudes bound (evalkit.inference.honest) needs one event
 study: pre-period coefficients and post-period coefficients against ONE reference period,
 with their joint covariance. This module builds it from the group-time effects with a
-universal base period, binned in event time as the pre-trend check bins it
-(:func:`evalkit.methods.staggered.pretrend.pooled_pre_trend_test`): bins of ``width``
+universal base period, binned in event time with the pre-trend check's bin width
+(:func:`evalkit.methods.staggered.pretrend.bin_width`; the check itself pools at most two
+pre-adoption bins, the last open-ended, where this keeps up to three whole ones): bins of ``width``
 periods (a year of periods, or per period on yearly data; halves of the longest
 pre-period when no cohort has two years before adoption), event time counted from the
 (anticipated) adoption ``g - anticipation``:
@@ -49,18 +50,12 @@ import numpy as np
 
 from .aggte import Plan, grouped_average
 from .att_gt import GroupTime
+from .pretrend import bin_width
 
 #: at most this many pre-period bins before the reference (years 2..4 before adoption); did's pre-trend check's limit
 MAX_PRE_BINS = 3
 #: at most this many post-period bins (years 1..5 after adoption): each adds a nuisance parameter to the ARP test
 MAX_POST_BINS = 5
-
-
-def bin_width(unit_cohort: np.ndarray, never: int, per_year: int, anticipation: int) -> int:
-    """The pre-trend check's bin width: a year of periods, or halves of the longest pre-period."""
-    cohorts = unit_cohort[unit_cohort != never]
-    longest = int(max((int(g) - anticipation for g in np.unique(cohorts)), default=0))
-    return per_year if longest >= 2 * per_year else max(1, longest // 2)
 
 
 def binned_event_study(gt: GroupTime, plan: Plan, width: int, anticipation: int) -> dict | None:

@@ -48,6 +48,15 @@ MAX_BINS = 2
 MIN_DF = 4.0          # effective degrees of freedom below which the test is not called calibrated
 
 
+def bin_width(unit_cohort: np.ndarray, never: int, per_year: int, anticipation: int) -> int:
+    """The pre-trend check's bin width: a year of periods; with less than two years before the
+    latest (anticipated) adoption, halves of that pre-period. The sensitivity's event study
+    (honest_inputs) bins with the same width."""
+    cohorts = unit_cohort[unit_cohort != never]
+    longest = int(max((int(g) - anticipation for g in np.unique(cohorts)), default=0))
+    return per_year if longest >= 2 * per_year else max(1, longest // 2)
+
+
 def pooled_pre_trend_test(Y: np.ndarray, unit_cohort: np.ndarray, per_year: int, anticipation: int = 0,
                           control_group: str = "never_treated", never: int = NEVER) -> dict | None:
     """The pooled-bin test of parallel pre-trends (module docstring); None when nothing can be tested.
@@ -63,9 +72,7 @@ def pooled_pre_trend_test(Y: np.ndarray, unit_cohort: np.ndarray, per_year: int,
     """
     n, T = Y.shape
     cohorts = sorted(set(unit_cohort[unit_cohort != never].tolist()))
-    longest = max((g - anticipation for g in cohorts), default=0)
-    # a year of periods per bin; with less than two years before adoption, halves of the pre-period
-    width = per_year if longest >= 2 * per_year else max(1, longest // 2)
+    width = bin_width(unit_cohort, never, per_year, anticipation)
     pieces = []              # (cohort, bin, treated rows, control rows, z of every unit or nan)
     for g in cohorts:
         end = g - anticipation            # first period of (anticipated) treatment
