@@ -187,6 +187,15 @@ CHECKS: dict[str, str] = {
                       "after.",
     "local_time": "Which clock the extract's times are on, and how times at a clock change (an hour that happens "
                   "twice in autumn, or not at all in spring) were read.",
+    "duration_resolution": "How finely the data record times: SSDA903 returns hold dates only, so time to found is "
+                           "counted in whole days.",
+    "missing_code": "Whether some rows of the returns' Missing table had no usable missing/away code and were left "
+                    "out.",
+    "dfe_caveat": "The DfE's own warning that some authorities record every incident as missing, none as away.",
+    "dfe_suppressed": "Whether the published figures had suppressed cells that had to be left out.",
+    "dfe_codes_unknown": "Whether the published file used authority codes newer than evalkit's lookup.",
+    **{f"dfe_rule_{code}": f"How many rows of the returns' Missing table broke DfE validation rule {code} and were left "
+                           "out." for code in ("564", "567", "570", "574", "577", "581", "586")},
     "overlap": "Whether adopting and comparison areas are alike enough in their characteristics to be compared.",
     "sparse_ratio": "Whether the counts before adoption are large enough for a ratio to be estimated reliably.",
 }

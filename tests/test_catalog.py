@@ -51,10 +51,14 @@ def test_the_checks_a_method_can_emit_are_in_its_record_and_have_meanings():
 
 
 def test_the_pipelines_and_data_checks_have_meanings():
-    for path in ("pipeline.py", "data/prepare.py"):
+    for path in ("pipeline.py", "data/prepare.py", "data/ssda903.py", "data/dfe_published.py"):
         source = (ROOT / "evalkit" / path).read_text(encoding="utf-8")
         for check in re.findall(r'Check\(\s*"([a-z_0-9]+)"', source):
             assert check in catalog.CHECKS, (path, check)
+    from evalkit.data.ssda903 import RULES
+
+    for rule in RULES:  # the rules' checks are named by an f-string the pattern above cannot see
+        assert f"dfe_rule_{rule}" in catalog.CHECKS, rule
 
 
 def test_evidence_and_report_read_the_catalogue():

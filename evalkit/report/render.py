@@ -34,6 +34,7 @@ CHECK_LABEL = {"pre_trends": "pre-intervention trends", "few_treated": "number o
                "bacon_decomposition": "Goodman-Bacon decomposition", "proportional_hazards": "proportional hazards",
                "duration_resolution": "time resolution", "dfe_caveat": "DfE recording caveat",
                "dfe_suppressed": "suppressed published figures", "missing_code": "blank or unknown MISSING codes",
+               "dfe_codes_unknown": "authority codes newer than the lookup",
                **{f"dfe_rule_{code}": f"DfE validation rule {code}" for code in
                   ("564", "567", "570", "574", "577", "581", "586")}}
 
