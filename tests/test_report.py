@@ -304,3 +304,26 @@ def test_economics_follow_from_the_headline_and_the_declared_costs(spoc_results,
     assert sorted(econ["police_cost_saved_range"]) == pytest.approx(
         sorted([-headline.details["per_year_ci_low"] * 1870, -headline.details["per_year_ci_high"] * 1870]))
     assert "£1,870" in spoc_html and "£85,000 a year" in spoc_html
+
+
+def test_the_sensitivity_row_says_when_the_headline_test_never_concluded():
+    # the breakdown of the event study's analytic interval is shown, but with a clause saying there is
+    # nothing to overturn when the headline's own (e.g. randomization) test does not reject
+    from types import SimpleNamespace
+
+    from evalkit.report.render import _sensitivity_rows
+
+    record = {"method": "staggered_did", "outcome": "reports", "analysis": 0, "scale": "log ratio", "estimate": -0.26,
+              "original_ci": [-0.44, -0.08], "significant": True, "capped": False, "breakdown": 0.18,
+              "robust_ci": [{"mbar": 0.5, "ci": [-0.5, -0.01]}, {"mbar": 1.0, "ci": [None, None]}],
+              "num_pre": 3, "num_post": 5, "inputs": "universal-base event study"}
+    clause = "the headline's own test does not reject, so there is no conclusion to overturn"
+    shown = {}
+    for rejects in (False, True, None):
+        given = dict(record) if rejects is None else {**record, "headline_rejects": rejects}
+        results = SimpleNamespace(evidence={"sensitivity": [given]}, analyses=[], context={})
+        (row,) = _sensitivity_rows(results)
+        shown[rejects] = row["breakdown"]
+        assert row["robust"] == "0.5: -0.5 to -0.01; 1: empty" and row["usual"] == "-0.44 to -0.08"
+    assert shown[True] == shown[None] == "0.18"
+    assert shown[False].startswith("0.18 (of the event study's analytic interval;") and clause in shown[False]
