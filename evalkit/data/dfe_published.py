@@ -320,9 +320,6 @@ def load_dfe_published(design):
                            "give adoption years under units.adoption", key="units.adoption_column")
     path = design.resolve(spec.source)
     rows = read_published(path, where)
-    from .ssda903 import with_ons_units
-
-    design = with_ons_units(design)
     if spec.window is not None:
         # the window first: a figure suppressed in a year outside it must not drop an authority
         first = design.period(spec.window.start, "data.window.start")
@@ -333,7 +330,9 @@ def load_dfe_published(design):
                                "check data.window against the years in the file")
     code_checks = check_la_codes(rows, where)  # only the rows used: a year left out cannot stop the run
     rows = _one_code_per_authority(dfe_code_units(rows))
-    design = with_ons_units(design, rows.attrs.get("names"))
+    from .ssda903 import with_ons_units
+
+    design = with_ons_units(design, rows.attrs.get("names"))  # the design's DfE and recoded codes as the units' names
     panel, checks = published_panel(design, rows, where)
     panel["period"] = pd.PeriodIndex(panel["year"].astype(str), freq="Y")
     if spec.window is None:
